@@ -1,0 +1,42 @@
+# Everything a fresh machine needs is installed by these targets; each step is skipped when
+# already done. `make test` and `make demo` are the two commands the README documents.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DOLT_INSTALL_DIR ?= $(HOME)/.local/bin
+
+export PATH := $(DOLT_INSTALL_DIR):$(PATH)
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+
+.PHONY: setup dolt python test demo lint bench clean
+
+setup: dolt python
+
+dolt:
+	DOLT_INSTALL_DIR=$(DOLT_INSTALL_DIR) scripts/install-dolt
+
+python: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) examples/quickstart.py
+
+lint: python
+	$(VENV)/bin/ruff check kedro_dolt tests bench examples
+	$(VENV)/bin/ruff format --check kedro_dolt tests bench examples
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) bench/bench_formats.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo

@@ -1,0 +1,66 @@
+"""Commit messages: a short human summary plus machine-readable lineage trailers.
+
+Dolt keeps only author, dates and the message with a commit, so lineage lives in the message
+as git-style trailer lines::
+
+    kedro: save companies (node: preprocess)
+
+    Kedro-Dataset: companies
+    Kedro-Table: companies
+    Kedro-Run-Id: 2026-11-24T07.01.12.421Z
+    Kedro-Node: preprocess
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import kedro
+
+from . import context
+
+TRAILER_KEYS = {
+    "dataset": "Kedro-Dataset",
+    "table": "Kedro-Table",
+    "run_id": "Kedro-Run-Id",
+    "node": "Kedro-Node",
+    "pipeline": "Kedro-Pipeline",
+    "kedro_version": "Kedro-Version",
+}
+_TRAILER_RE = re.compile(r"^(Kedro-[A-Za-z-]+): (.*)$")
+
+
+def save_trailers(*, dataset: str | None, table: str) -> dict[str, str]:
+    """The trailers of a save made now, from the current Kedro run context."""
+    values = {
+        "dataset": dataset,
+        "table": table,
+        "run_id": context.current_run_id(),
+        "node": context.current_node(),
+        "pipeline": context.process.pipeline,
+        "kedro_version": kedro.__version__,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def commit_message(summary: str | None, trailers: Mapping[str, str]) -> str:
+    """``summary`` (or the default one) followed by a blank line and the trailer lines."""
+    if not summary:
+        name = trailers.get("dataset") or trailers.get("table", "table")
+        node = trailers.get("node")
+        summary = f"kedro: save {name}" + (f" (node: {node})" if node else "")
+    # A trailer value must stay on one line or it would forge other trailers.
+    lines = [f"{TRAILER_KEYS[k]}: {' '.join(str(v).split())}" for k, v in trailers.items()]
+    return summary.rstrip() + "\n\n" + "\n".join(lines)
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The Kedro trailers of a commit message, keyed like :data:`TRAILER_KEYS`."""
+    by_header = {v: k for k, v in TRAILER_KEYS.items()}
+    found: dict[str, str] = {}
+    for line in message.splitlines():
+        match = _TRAILER_RE.match(line.strip())
+        if match and match.group(1) in by_header:
+            found[by_header[match.group(1)]] = match.group(2)
+    return found

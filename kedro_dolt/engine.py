@@ -1,0 +1,475 @@
+"""The engine: every call kedro-dolt makes to Dolt goes through this module.
+
+``DoltEngine`` is the contract the datasets and strategies use. ``DoltCLIEngine`` implements it
+with the ``dolt`` binary on a local repository (the embedded default: no server needed); a
+``dolt sql-server`` engine can implement the same protocol without touching the datasets.
+
+Design notes (see docs/dolt-facts.md):
+
+* Reads never use the working set or the checked-out branch: a ref is resolved to a commit hash
+  and the table is read ``AS OF`` that hash, so loading never moves HEAD and sees committed
+  data only.
+* Writes run as one ``dolt --branch B sql`` script (DDL, ``LOAD DATA``, ``dolt_add``,
+  ``dolt_commit --skip-empty``), so a save to any branch is one engine start, one commit at
+  most, and never checks anything out. A failed script is rolled back table by table.
+* Every invocation holds the repository lock (``locking.py``): Dolt opens a repository
+  read-only when another process holds it.
+* doltcli 0.2.2 runs commands without stdin, decodes stdout as text (no Parquet), swallows
+  ``init`` failures and misparses ``dolt log``/branch listings of Dolt 2.x, so the engine runs
+  the binary itself and uses doltcli only to read the version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .errors import DoltCommandError, DoltError
+from .locking import repository_lock
+from .naming import quote_identifier, quote_string, validate_branch, validate_ref, validate_table
+from .schema import TableSchema, decode_table, encode_rows, load_data_statement
+
+BINARY_ENV = "KEDRO_DOLT_BINARY"
+INSTALL_HINT = (
+    "install Dolt with `make dolt` (scripts/install-dolt) or put `dolt` on PATH, "
+    f"or set {BINARY_ENV} to the dolt executable"
+)
+
+# Dolt's message fragment -> what the user should do about it.
+_FIXES: tuple[tuple[str, str], ...] = (
+    ("duplicate column", "column names must be unique, ignoring case: rename the columns."),
+    ("would be overwritten", "make the save_args.primary_key columns unique "
+     "(check df.duplicated(subset=primary_key))."),
+    ("duplicate", "make the save_args.primary_key columns unique "
+     "(check df.duplicated(subset=primary_key))."),
+    ("non-nullable", "primary key columns must not hold missing values: drop or fill them."),
+    ("cannot be null", "primary key columns must not hold missing values: drop or fill them."),
+    ("is not a valid value", "the value cannot be stored in that column type: clean or "
+     "convert the column (inf/-inf are not storable in Dolt)."),
+    ("out of range", "the value does not fit the column type: clean or convert the column."),
+    ("branch not found", "check the branch/ref exists (`dolt branch -a`, `dolt tag`, "
+     "`dolt log`) or create the branch."),
+    ("database not found", "check the branch/ref exists (`dolt branch -a`, `dolt tag`)."),
+    ("invalid ref", "give a branch, tag, commit hash or ancestor like 'main~1'."),
+    ("table not found", "check the table name, or save the dataset once before loading it."),
+    ("could not be found", "check the column names in load_args.columns or the SQL."),
+    ("read only", "another process holds the repository (e.g. a `dolt sql-server`): stop it "
+     "or run kedro-dolt against that server."),
+    ("author identity", "configure Dolt: `dolt config --global --add user.name NAME` and "
+     "`dolt config --global --add user.email EMAIL`."),
+)
+
+
+def explain(dolt_message: str, default: str = "") -> str:
+    """The fix for a Dolt error message, from the table of known messages."""
+    lowered = dolt_message.lower()
+    for fragment, fix in _FIXES:
+        if fragment in lowered:
+            return fix
+    return default
+
+
+def find_dolt_binary() -> str:
+    """The dolt executable: ``$KEDRO_DOLT_BINARY``, else ``dolt`` on PATH."""
+    configured = os.environ.get(BINARY_ENV)
+    if configured:
+        if shutil.which(configured) is None:
+            raise DoltError(f"{BINARY_ENV}={configured!r} is not an executable file.", fix=INSTALL_HINT)
+        return configured
+    found = shutil.which("dolt")
+    if found is None:
+        raise DoltError("The Dolt executable `dolt` was not found on PATH.", fix=INSTALL_HINT)
+    return found
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What a save did: the branch, its head before and after (equal when nothing changed)."""
+
+    branch: str
+    from_commit: str
+    to_commit: str
+
+    @property
+    def committed(self) -> bool:
+        return self.from_commit != self.to_commit
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """A loaded table: the commit it was read at, its schema and its rows."""
+
+    commit: str
+    schema: TableSchema
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit from ``dolt_log``."""
+
+    commit: str
+    author: str
+    email: str
+    date: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    """Branch heads, the checked-out branch and uncommitted changes: what "unchanged" means."""
+
+    checked_out: str
+    heads: dict[str, str]
+    dirty_branches: frozenset[str] = field(default_factory=frozenset)
+    working_changes: tuple[tuple[str, bool, str], ...] = ()
+
+
+class DoltEngine(Protocol):
+    """What datasets and strategies need from Dolt. Implemented by each engine."""
+
+    database: Path
+
+    def exists(self) -> bool: ...
+    def ensure_repository(self, initial_branch: str | None = None) -> None: ...
+    def active_branch(self) -> str: ...
+    def branch_exists(self, branch: str) -> bool: ...
+    def state(self) -> RepositoryState: ...
+    def resolve(self, ref: str, *, branch: str | None = None) -> str: ...
+    def create_branch(self, branch: str, start_point: str) -> None: ...
+    def tag(self, name: str, ref: str, message: str = "") -> None: ...
+    def log(self, ref: str | None = None, limit: int | None = None) -> list[LogEntry]: ...
+    def has_table(self, table: str, *, ref: str, branch: str | None = None) -> bool: ...
+    def read_table(
+        self, table: str, *, ref: str, branch: str | None = None,
+        columns: Sequence[str] | None = None, limit: int | None = None,
+    ) -> TableRead: ...
+    def write_table(
+        self, table: str, frame: pd.DataFrame, *, schema: TableSchema,
+        branch: str | None, message: str,
+    ) -> CommitResult: ...
+    def query(self, sql: str, *, ref: str | None = None) -> pd.DataFrame: ...
+
+
+class DoltCLIEngine:
+    """The ``dolt`` command line on a local repository directory.
+
+    Cheap to build and picklable (it holds two strings); the binary is found at first use.
+    """
+
+    def __init__(self, database: str | os.PathLike[str], *, binary: str | None = None) -> None:
+        self.database = Path(database).expanduser().absolute()
+        self._binary = binary
+
+    def __repr__(self) -> str:
+        return f"DoltCLIEngine({str(self.database)!r})"
+
+    @property
+    def binary(self) -> str:
+        if self._binary is None:
+            self._binary = find_dolt_binary()
+        return self._binary
+
+    def version(self) -> str:
+        import doltcli  # the one doltcli call that parses Dolt 2.x output correctly
+
+        doltcli.set_dolt_path(self.binary)
+        return str(doltcli.Dolt.version())
+
+    # -- running dolt ---------------------------------------------------------------------
+
+    def _run(
+        self,
+        args: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        data_dir: bool = True,
+    ) -> bytes:
+        cmd = [self.binary, *(["--data-dir", str(self.database)] if data_dir else []), *args]
+        try:
+            proc = subprocess.run(
+                cmd, input=stdin, cwd=cwd or self.database, capture_output=True, check=False
+            )
+        except FileNotFoundError as exc:
+            raise DoltError(f"Cannot run {cmd[0]!r}: {exc}.", fix=INSTALL_HINT) from exc
+        if proc.returncode != 0:
+            message = (proc.stderr or proc.stdout).decode("utf-8", "replace")
+            raise DoltCommandError(list(args), proc.returncode, message)
+        return proc.stdout
+
+    def _sql(self, script: str, *, branch: str | None = None, fmt: str = "json",
+             cwd: str | None = None) -> bytes:
+        args = (["--branch", branch] if branch else []) + ["sql", "-r", fmt]
+        # Scripts go on stdin: a -q argument is capped at 128 KiB by Linux.
+        return self._run(args, stdin=script.encode("utf-8"), cwd=cwd)
+
+    def _sql_json(self, script: str, *, branch: str | None = None) -> list[list[dict[str, Any]]]:
+        """Run ``script``; one list of rows per statement that returned rows.
+
+        Dolt's JSON omits NULL values: read optional keys with ``.get``.
+        """
+        out = self._sql(script, branch=branch, fmt="json").decode("utf-8")
+        # A statement with zero rows prints `{}`.
+        return [json.loads(line).get("rows", []) for line in out.splitlines() if line.strip()]
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise DoltError(
+                f"No Dolt repository at {self.database}.",
+                fix="save a dataset into it first (the first save runs `dolt init`), "
+                "or point `database` at an existing repository.",
+            )
+
+    def _read(self, script: str, *, branch: str | None = None, what: str) -> list[list[dict[str, Any]]]:
+        self._require()
+        with repository_lock(self.database, exclusive=False):
+            try:
+                return self._sql_json(script, branch=branch)
+            except DoltCommandError as exc:
+                raise DoltError(what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message) from exc
+
+    # -- repository -------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return (self.database / ".dolt").is_dir()
+
+    def ensure_repository(self, initial_branch: str | None = None) -> None:
+        """``dolt init`` the database directory unless it already is a repository."""
+        if self.exists():
+            return
+        with repository_lock(self.database, exclusive=True):
+            if self.exists():  # another process won the race
+                return
+            args = ["init"] + (["-b", validate_branch(initial_branch)] if initial_branch else [])
+            try:
+                self._run(args, data_dir=False)
+            except DoltCommandError as exc:
+                raise DoltError(
+                    f"Cannot create a Dolt repository at {self.database}.",
+                    fix=explain(exc.dolt_message, "check the directory is writable."),
+                    dolt_message=exc.dolt_message,
+                ) from exc
+
+    def active_branch(self) -> str:
+        rows = self._read("SELECT active_branch() AS b;", what="Cannot read the checked-out branch.")
+        return str(rows[0][0]["b"])
+
+    def branch_exists(self, branch: str) -> bool:
+        return validate_branch(branch) in self.state().heads
+
+    def state(self) -> RepositoryState:
+        rows = self._read(
+            "SELECT active_branch() AS b;"
+            "SELECT name, hash, dirty FROM dolt_branches;"
+            "SELECT table_name, staged, status FROM dolt_status;",
+            what=f"Cannot read the state of {self.database}.",
+        )
+        checked_out = rows[0][0]["b"]
+        branches = rows[1]
+        changes = rows[2] if len(rows) > 2 else []
+        return RepositoryState(
+            checked_out=checked_out,
+            heads={r["name"]: r["hash"] for r in branches},
+            dirty_branches=frozenset(r["name"] for r in branches if r.get("dirty")),
+            working_changes=tuple(
+                sorted((r["table_name"], bool(r.get("staged")), r["status"]) for r in changes)
+            ),
+        )
+
+    def resolve(self, ref: str, *, branch: str | None = None) -> str:
+        """The commit hash ``ref`` names; ``HEAD`` means the head of ``branch``."""
+        rows = self._read(
+            f"SELECT dolt_hashof({quote_string(validate_ref(ref))}) AS h;",
+            branch=branch,
+            what=f"Unknown ref {ref!r} in {self.database}.",
+        )
+        return str(rows[0][0]["h"])
+
+    def create_branch(self, branch: str, start_point: str) -> None:
+        self._write(
+            f"CALL dolt_branch({quote_string(validate_branch(branch))}, "
+            f"{quote_string(validate_ref(start_point, key='start_point'))});",
+            what=f"Cannot create branch {branch!r} from {start_point!r}.",
+        )
+
+    def tag(self, name: str, ref: str, message: str = "") -> None:
+        msg = ["'-m'", quote_string(message)] if message else []
+        self._write(
+            f"CALL dolt_tag({', '.join([quote_string(validate_branch(name, key='tag')), quote_string(validate_ref(ref)), *msg])});",
+            what=f"Cannot tag {ref!r} as {name!r}.",
+        )
+
+    def log(self, ref: str | None = None, limit: int | None = None) -> list[LogEntry]:
+        """Commits reachable from ``ref`` (default: the checked-out branch), newest first."""
+        source = f"dolt_log({quote_string(validate_ref(ref))})" if ref else "dolt_log"
+        lim = f" LIMIT {int(limit)}" if limit else ""
+        rows = self._read(
+            f"SELECT commit_hash, committer, email, date, message FROM {source}{lim};",
+            what=f"Cannot read the log of {ref or 'the checked-out branch'!r}.",
+        )
+        return [
+            LogEntry(r["commit_hash"], r.get("committer", ""), r.get("email", ""),
+                     str(r.get("date", "")), r.get("message", ""))
+            for r in (rows[0] if rows else [])
+        ]
+
+    def _write(self, script: str, *, what: str, branch: str | None = None) -> list[list[dict[str, Any]]]:
+        self._require()
+        with repository_lock(self.database, exclusive=True):
+            try:
+                return self._sql_json(script, branch=branch)
+            except DoltCommandError as exc:
+                raise DoltError(what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message) from exc
+
+    # -- tables -------------------------------------------------------------------------------
+
+    def has_table(self, table: str, *, ref: str, branch: str | None = None) -> bool:
+        if not self.exists():
+            return False
+        try:
+            rows = self._read(
+                f"SHOW TABLES AS OF {quote_string(validate_ref(ref))};", branch=branch, what=""
+            )
+        except DoltError as exc:
+            if "not found" in exc.dolt_message:
+                return False
+            raise
+        return any(validate_table(table) in r.values() for r in (rows[0] if rows else []))
+
+    def read_table(
+        self,
+        table: str,
+        *,
+        ref: str,
+        branch: str | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> TableRead:
+        table_sql, ref_sql = quote_identifier(validate_table(table)), quote_string(validate_ref(ref))
+        self._require()
+        with repository_lock(self.database, exclusive=False):
+            where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
+            try:
+                meta = self._sql_json(
+                    f"SELECT dolt_hashof({ref_sql}) AS h;"
+                    f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};",
+                    branch=branch,
+                )
+                commit = str(meta[0][0]["h"])
+                schema = TableSchema.from_show_columns(meta[1]).select(columns)
+                order = (
+                    " ORDER BY " + ", ".join(map(quote_identifier, schema.primary_key))
+                    if schema.primary_key else ""
+                )
+                lim = f" LIMIT {int(limit)}" if limit is not None else ""
+                select = ", ".join(map(quote_identifier, schema.names))
+                data = self._sql(
+                    f"SELECT {select} FROM {table_sql} AS OF {quote_string(commit)}{order}{lim};",
+                    fmt="parquet",
+                )
+            except DoltCommandError as exc:
+                raise DoltError(
+                    f"Cannot load {where} from {self.database}.",
+                    fix=explain(exc.dolt_message),
+                    dolt_message=exc.dolt_message,
+                ) from exc
+        return TableRead(commit, schema, decode_table(pq.read_table(BytesIO(data)), schema))
+
+    def write_table(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        schema: TableSchema,
+        branch: str | None,
+        message: str,
+    ) -> CommitResult:
+        """Make ``frame`` the whole content of ``table`` on ``branch`` in at most one commit.
+
+        ``branch=None`` writes to the checked-out branch. Nothing is checked out. Identical
+        content makes no commit. On failure the table is restored and ``DoltError`` raised.
+        """
+        table_sql = quote_identifier(validate_table(table))
+        branch_args = validate_branch(branch) if branch else None
+        rows = encode_rows(frame, schema)  # before the lock: pure CPU work
+        self.ensure_repository(initial_branch=branch)
+        with repository_lock(self.database, exclusive=True), tempfile.TemporaryDirectory(
+            prefix="kedro-dolt-"
+        ) as tmp:
+            # LOAD DATA only reads files under the working directory of the dolt process.
+            path = Path(tmp) / "rows.tsv"
+            path.write_bytes(rows)
+            statements = [
+                "SET @kedro_dolt_from = dolt_hashof('HEAD');",
+                f"DROP TABLE IF EXISTS {table_sql};",
+                schema.ddl(table) + ";",
+                (load_data_statement(table, schema, str(path)) + ";") if rows else "",
+                f"CALL dolt_add({quote_string(table)});",
+                f"CALL dolt_commit('--skip-empty', '-m', {quote_string(message)});",
+                "SELECT @kedro_dolt_from AS from_commit, dolt_hashof('HEAD') AS to_commit, "
+                "active_branch() AS branch;",
+            ]
+            try:
+                out = self._sql("\n".join(s for s in statements if s), branch=branch_args, cwd=tmp)
+            except DoltCommandError as exc:
+                self._restore_table(table, branch_args)
+                raise DoltError(
+                    f"Cannot save table {table!r} to branch "
+                    f"{branch or '(checked out)'!r} of {self.database}; nothing was changed.",
+                    fix=explain(exc.dolt_message),
+                    dolt_message=exc.dolt_message,
+                ) from exc
+        result = json.loads(out.decode("utf-8").splitlines()[-1])["rows"][0]
+        return CommitResult(result["branch"], result["from_commit"], result["to_commit"])
+
+    def _restore_table(self, table: str, branch: str | None) -> None:
+        """Undo a failed save's working-set changes to ``table`` (and only to it)."""
+        name = quote_string(table)
+        # Separately: dolt_reset fails on a table that was never staged, and dolt_checkout
+        # fails on one that exists nowhere (the failed script then changed nothing).
+        for statement in (f"CALL dolt_reset({name});", f"CALL dolt_checkout({name});"):
+            try:
+                self._sql(statement, branch=branch)
+            except DoltCommandError:
+                pass
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def query(self, sql: str, *, ref: str | None = None) -> pd.DataFrame:
+        """Run one read-only ``SELECT`` at ``ref`` (default: the checked-out branch's head).
+
+        The query runs in the read-only revision database of the resolved commit, so it sees
+        committed data only and cannot change anything.
+        """
+        self._require()
+        with repository_lock(self.database, exclusive=False):
+            try:
+                info = self._sql_json(
+                    f"SELECT database() AS db, dolt_hashof({quote_string(validate_ref(ref or 'HEAD'))}) AS h;"
+                )[0][0]
+                revision = quote_identifier(f"{info['db']}/{info['h']}")
+                data = self._sql(f"USE {revision};\n{sql.strip().rstrip(';')};", fmt="parquet")
+            except DoltCommandError as exc:
+                raise DoltError(
+                    f"Query failed on {self.database} at {ref or 'HEAD'!r}.",
+                    fix=explain(exc.dolt_message, "check the SQL (one read-only SELECT)."),
+                    dolt_message=exc.dolt_message,
+                ) from exc
+        if not data:
+            raise DoltError(
+                "The query returned no result set.",
+                fix="give one SELECT statement (statements that write are not allowed).",
+            )
+        return decode_table(pq.read_table(BytesIO(data)))
