@@ -181,8 +181,8 @@ def main() -> None:
             changed = frame.assign(amount=frame.amount + 1)
             repeat = 1 if n >= 1_000_000 else args.repeat
             print(f"# {n} rows", file=sys.stderr)
-            for label, save in saves.items():
-                repo, schema = fresh_repo(root, f"s-{n}-{len(rows_out)}", frame)
+            for i, (label, save) in enumerate(saves.items()):
+                repo, schema = fresh_repo(root, f"s-{n}-{i}", frame)
                 counter = iter(range(10**6))
 
                 def run(save=save, repo=repo, schema=schema, counter=counter) -> None:
@@ -221,8 +221,8 @@ def main() -> None:
                 rows_out.setdefault(f"load: kedro-datasets pandas.{label}", {})[n] = f"{seconds:.2f}"
                 fidelity[f"load: kedro-datasets pandas.{label}"] = exact(frame, got)  # type: ignore[arg-type]
             # A save is exact when the dataset's own load gives the frame back.
-            for label, save in saves.items():
-                repo2, schema2 = fresh_repo(root, f"f-{n}-{abs(hash(label))}", frame)
+            for i, (label, save) in enumerate(saves.items()):
+                repo2, schema2 = fresh_repo(root, f"f-{n}-{i}", frame)
                 try:
                     save(repo2, frame, schema2)
                     fidelity[f"save: {label}"] = exact(frame, load_sql_parquet(repo2, schema2))

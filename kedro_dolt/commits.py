@@ -46,12 +46,13 @@ def save_trailers(*, dataset: str | None, table: str) -> dict[str, str]:
 
 def commit_message(summary: str | None, trailers: Mapping[str, str]) -> str:
     """``summary`` (or the default one) followed by a blank line and the trailer lines."""
+    # Values stay on one line, or they could forge trailers of their own.
+    values = {k: " ".join(str(v).split()) for k, v in trailers.items()}
     if not summary:
-        name = trailers.get("dataset") or trailers.get("table", "table")
-        node = trailers.get("node")
+        name = values.get("dataset") or values.get("table", "table")
+        node = values.get("node")
         summary = f"kedro: save {name}" + (f" (node: {node})" if node else "")
-    # A trailer value must stay on one line or it would forge other trailers.
-    lines = [f"{TRAILER_KEYS[k]}: {' '.join(str(v).split())}" for k, v in trailers.items()]
+    lines = [f"{TRAILER_KEYS[k]}: {v}" for k, v in values.items()]
     return summary.rstrip() + "\n\n" + "\n".join(lines)
 
 
@@ -59,7 +60,9 @@ def parse_trailers(message: str) -> dict[str, str]:
     """The Kedro trailers of a commit message, keyed like :data:`TRAILER_KEYS`."""
     by_header = {v: k for k, v in TRAILER_KEYS.items()}
     found: dict[str, str] = {}
-    for line in message.splitlines():
+    # Trailers are the last paragraph, as in git: a summary cannot pose as one.
+    last_paragraph = message.strip().split("\n\n")[-1]
+    for line in last_paragraph.splitlines():
         match = _TRAILER_RE.match(line.strip())
         if match and match.group(1) in by_header:
             found[by_header[match.group(1)]] = match.group(2)

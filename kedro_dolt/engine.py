@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -143,6 +143,27 @@ class DoltEngine(Protocol):
 
     def exists(self) -> bool: ...
     def ensure_repository(self, initial_branch: str | None = None) -> None: ...
+    def author(self) -> str:
+        """``Name <email>`` from Dolt's config (local over global) for commits made in SQL.
+
+        ``CALL dolt_commit`` in ``dolt sql`` otherwise records the SQL user, root@localhost.
+        """
+        key = (str(self.database), os.environ.get("DOLT_ROOT_PATH", ""), os.environ.get("HOME", ""))
+        if key not in self._authors:
+            listed = self._run(["config", "--list"], data_dir=False).decode("utf-8")
+            config: dict[str, str] = {}
+            for line in listed.splitlines():  # local entries come first and win
+                name, sep, value = line.partition(" = ")
+                if sep:
+                    config.setdefault(name.strip(), value.strip())
+            if not config.get("user.name") or not config.get("user.email"):
+                raise DoltError(
+                    "Dolt has no commit identity (user.name / user.email).",
+                    fix=explain("author identity"),
+                )
+            self._authors[key] = f"{config['user.name']} <{config['user.email']}>"
+        return self._authors[key]
+
     def active_branch(self) -> str: ...
     def branch_exists(self, branch: str) -> bool: ...
     def state(self) -> RepositoryState: ...
@@ -167,6 +188,9 @@ class DoltCLIEngine:
 
     Cheap to build and picklable (it holds two strings); the binary is found at first use.
     """
+
+    # Commit identities per (repository, DOLT_ROOT_PATH, HOME): one `dolt config` per process.
+    _authors: ClassVar[dict[tuple[str, str, str], str]] = {}
 
     def __init__(self, database: str | os.PathLike[str], *, binary: str | None = None) -> None:
         self.database = Path(database).expanduser().absolute()
@@ -261,6 +285,27 @@ class DoltCLIEngine:
                     fix=explain(exc.dolt_message, "check the directory is writable."),
                     dolt_message=exc.dolt_message,
                 ) from exc
+
+    def author(self) -> str:
+        """``Name <email>`` from Dolt's config (local over global) for commits made in SQL.
+
+        ``CALL dolt_commit`` in ``dolt sql`` otherwise records the SQL user, root@localhost.
+        """
+        key = (str(self.database), os.environ.get("DOLT_ROOT_PATH", ""), os.environ.get("HOME", ""))
+        if key not in self._authors:
+            listed = self._run(["config", "--list"], data_dir=False).decode("utf-8")
+            config: dict[str, str] = {}
+            for line in listed.splitlines():  # local entries come first and win
+                name, sep, value = line.partition(" = ")
+                if sep:
+                    config.setdefault(name.strip(), value.strip())
+            if not config.get("user.name") or not config.get("user.email"):
+                raise DoltError(
+                    "Dolt has no commit identity (user.name / user.email).",
+                    fix=explain("author identity"),
+                )
+            self._authors[key] = f"{config['user.name']} <{config['user.email']}>"
+        return self._authors[key]
 
     def active_branch(self) -> str:
         rows = self._read("SELECT active_branch() AS b;", what="Cannot read the checked-out branch.")
@@ -405,6 +450,7 @@ class DoltCLIEngine:
         branch_args = validate_branch(branch) if branch else None
         rows = encode_rows(frame, schema)  # before the lock: pure CPU work
         self.ensure_repository(initial_branch=branch)
+        author = self.author()
         with repository_lock(self.database, exclusive=True), tempfile.TemporaryDirectory(
             prefix="kedro-dolt-"
         ) as tmp:
@@ -417,7 +463,8 @@ class DoltCLIEngine:
                 schema.ddl(table) + ";",
                 (load_data_statement(table, schema, str(path)) + ";") if rows else "",
                 f"CALL dolt_add({quote_string(table)});",
-                f"CALL dolt_commit('--skip-empty', '-m', {quote_string(message)});",
+                f"CALL dolt_commit('--skip-empty', '--author', {quote_string(author)}, "
+                f"'-m', {quote_string(message)});",
                 "SELECT @kedro_dolt_from AS from_commit, dolt_hashof('HEAD') AS to_commit, "
                 "active_branch() AS branch;",
             ]
