@@ -28,6 +28,13 @@ def set_node(node: str | None, run_id: str | None = None) -> None:
         _local.run_id = run_id
 
 
+def clear() -> None:
+    """Forget the run: later saves outside ``kedro run`` carry no stale run id or node."""
+    _local.__dict__.clear()
+    process.run_id = None
+    process.pipeline = None
+
+
 def set_dataset(name: str | None) -> None:
     _local.dataset = name
 

@@ -26,17 +26,19 @@ class DoltHooks:
         names = run_params.get("pipeline_names") or ["__default__"]
         run_context.process.pipeline = ",".join(names)
 
+    # pluggy passes only arguments without defaults. Kedro saves a node's outputs after
+    # after_node_run, so the node stays current until the next node starts in this thread.
     @hook_impl
-    def before_node_run(self, node: Any, run_id: str | None = None) -> None:
+    def before_node_run(self, node: Any, run_id: str | None) -> None:
         run_context.set_node(node.name, run_id)
 
     @hook_impl
-    def after_node_run(self, node: Any) -> None:
-        run_context.set_node(None)
+    def after_pipeline_run(self) -> None:
+        run_context.clear()
 
     @hook_impl
-    def on_node_error(self, node: Any) -> None:
-        run_context.set_node(None)
+    def on_pipeline_error(self) -> None:
+        run_context.clear()
 
     @hook_impl
     def before_dataset_saved(self, dataset_name: str, node: Any) -> None:

@@ -22,8 +22,7 @@ class TestCommitMessages:
         try:
             trailers = save_trailers(dataset="companies", table="c")
         finally:
-            context.set_node(None)
-            context._local.run_id = None
+            context.clear()
         assert trailers["node"] == "preprocess"
         assert trailers["run_id"] == "run-1"
         assert trailers["dataset"] == "companies"
