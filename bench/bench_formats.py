@@ -91,7 +91,9 @@ def save_import(fmt: str) -> Callable[[Path, pd.DataFrame, TableSchema], None]:
         if fmt == "csv":
             frame.to_csv(path, index=False)
         elif fmt == "parquet":
-            frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+            frame.to_parquet(
+                path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True
+            )
         else:
             frame.to_json(path, orient="records", lines=True, date_format="iso")
         dolt(repo, "table", "import", "-r", TABLE, str(path))
@@ -156,8 +158,12 @@ def main() -> None:
         root = Path(tmp)
         os.environ["DOLT_ROOT_PATH"] = str(root / "dolt-root")
         (root / "dolt-root").mkdir()
-        for key, value in [("user.name", "bench"), ("user.email", "bench@example.com"),
-                           ("metrics.disabled", "true"), ("versioncheck.disabled", "true")]:
+        for key, value in [
+            ("user.name", "bench"),
+            ("user.email", "bench@example.com"),
+            ("metrics.disabled", "true"),
+            ("versioncheck.disabled", "true"),
+        ]:
             dolt(root, "config", "--global", "--add", key, value)
         version = dolt(root, "version").decode().splitlines()[0]
 
@@ -205,20 +211,31 @@ def main() -> None:
             raw.mkdir()
             dolt(raw, "init")
             seconds, _ = timed(
-                lambda: dolt(raw, "table", "import", "-c", "-f", "--pk", "id", TABLE, str(csv_path)),
+                lambda: dolt(
+                    raw, "table", "import", "-c", "-f", "--pk", "id", TABLE, str(csv_path)
+                ),
                 repeat,
             )
-            rows_out.setdefault("raw: `dolt table import -c` of a CSV file", {})[n] = f"{seconds:.2f}"
+            rows_out.setdefault("raw: `dolt table import -c` of a CSV file", {})[n] = (
+                f"{seconds:.2f}"
+            )
             seconds, _ = timed(
                 lambda: dolt(raw, "table", "export", "-f", TABLE, str(root / "raw-out.csv")), repeat
             )
             rows_out.setdefault("raw: `dolt table export` to a CSV file", {})[n] = f"{seconds:.2f}"
-            for label, cls, ext in [("CSVDataset", CSVDataset, "csv"), ("ParquetDataset", ParquetDataset, "parquet")]:
+            for label, cls, ext in [
+                ("CSVDataset", CSVDataset, "csv"),
+                ("ParquetDataset", ParquetDataset, "parquet"),
+            ]:
                 ds = cls(filepath=str(root / f"kd-{n}.{ext}"))
                 seconds, _ = timed(lambda ds=ds: ds.save(frame), repeat)
-                rows_out.setdefault(f"save: kedro-datasets pandas.{label}", {})[n] = f"{seconds:.2f}"
+                rows_out.setdefault(f"save: kedro-datasets pandas.{label}", {})[n] = (
+                    f"{seconds:.2f}"
+                )
                 seconds, got = timed(ds.load, repeat)
-                rows_out.setdefault(f"load: kedro-datasets pandas.{label}", {})[n] = f"{seconds:.2f}"
+                rows_out.setdefault(f"load: kedro-datasets pandas.{label}", {})[n] = (
+                    f"{seconds:.2f}"
+                )
                 fidelity[f"load: kedro-datasets pandas.{label}"] = exact(frame, got)  # type: ignore[arg-type]
             # A save is exact when the dataset's own load gives the frame back.
             for i, (label, save) in enumerate(saves.items()):
@@ -231,9 +248,14 @@ def main() -> None:
                 if n > 10_000:
                     break  # fidelity does not depend on size: check all options at the smallest
 
-        print(f"\n{version}; {os.cpu_count()} cores; median of {args.repeat} runs (1 run at 1M rows)\n")
+        print(
+            f"\n{version}; {os.cpu_count()} cores; "
+            f"median of {args.repeat} runs (1 run at 1M rows)\n"
+        )
         sizes = args.rows
-        print("| option | " + " | ".join(f"{n:,} rows (s)" for n in sizes) + " | exact round trip |")
+        print(
+            "| option | " + " | ".join(f"{n:,} rows (s)" for n in sizes) + " | exact round trip |"
+        )
         print("|---|" + "---:|" * len(sizes) + ":---:|")
         for label, cells in rows_out.items():
             ok = fidelity.get(label)

@@ -21,6 +21,7 @@ Design notes (see docs/dolt-facts.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,25 +50,41 @@ INSTALL_HINT = (
 # Dolt's message fragment -> what the user should do about it.
 _FIXES: tuple[tuple[str, str], ...] = (
     ("duplicate column", "column names must be unique, ignoring case: rename the columns."),
-    ("would be overwritten", "make the save_args.primary_key columns unique "
-     "(check df.duplicated(subset=primary_key))."),
-    ("duplicate", "make the save_args.primary_key columns unique "
-     "(check df.duplicated(subset=primary_key))."),
+    (
+        "would be overwritten",
+        "make the save_args.primary_key columns unique (check df.duplicated(subset=primary_key)).",
+    ),
+    (
+        "duplicate",
+        "make the save_args.primary_key columns unique (check df.duplicated(subset=primary_key)).",
+    ),
     ("non-nullable", "primary key columns must not hold missing values: drop or fill them."),
     ("cannot be null", "primary key columns must not hold missing values: drop or fill them."),
-    ("is not a valid value", "the value cannot be stored in that column type: clean or "
-     "convert the column (inf/-inf are not storable in Dolt)."),
+    (
+        "is not a valid value",
+        "the value cannot be stored in that column type: clean or "
+        "convert the column (inf/-inf are not storable in Dolt).",
+    ),
     ("out of range", "the value does not fit the column type: clean or convert the column."),
-    ("branch not found", "check the branch/ref exists (`dolt branch -a`, `dolt tag`, "
-     "`dolt log`) or create the branch."),
+    (
+        "branch not found",
+        "check the branch/ref exists (`dolt branch -a`, `dolt tag`, "
+        "`dolt log`) or create the branch.",
+    ),
     ("database not found", "check the branch/ref exists (`dolt branch -a`, `dolt tag`)."),
     ("invalid ref", "give a branch, tag, commit hash or ancestor like 'main~1'."),
     ("table not found", "check the table name, or save the dataset once before loading it."),
     ("could not be found", "check the column names in load_args.columns or the SQL."),
-    ("read only", "another process holds the repository (e.g. a `dolt sql-server`): stop it "
-     "or run kedro-dolt against that server."),
-    ("author identity", "configure Dolt: `dolt config --global --add user.name NAME` and "
-     "`dolt config --global --add user.email EMAIL`."),
+    (
+        "read only",
+        "another process holds the repository (e.g. a `dolt sql-server`): stop it "
+        "or run kedro-dolt against that server.",
+    ),
+    (
+        "author identity",
+        "configure Dolt: `dolt config --global --add user.name NAME` and "
+        "`dolt config --global --add user.email EMAIL`.",
+    ),
 )
 
 
@@ -85,7 +102,9 @@ def find_dolt_binary() -> str:
     configured = os.environ.get(BINARY_ENV)
     if configured:
         if shutil.which(configured) is None:
-            raise DoltError(f"{BINARY_ENV}={configured!r} is not an executable file.", fix=INSTALL_HINT)
+            raise DoltError(
+                f"{BINARY_ENV}={configured!r} is not an executable file.", fix=INSTALL_HINT
+            )
         return configured
     found = shutil.which("dolt")
     if found is None:
@@ -143,27 +162,7 @@ class DoltEngine(Protocol):
 
     def exists(self) -> bool: ...
     def ensure_repository(self, initial_branch: str | None = None) -> None: ...
-    def author(self) -> str:
-        """``Name <email>`` from Dolt's config (local over global) for commits made in SQL.
-
-        ``CALL dolt_commit`` in ``dolt sql`` otherwise records the SQL user, root@localhost.
-        """
-        key = (str(self.database), os.environ.get("DOLT_ROOT_PATH", ""), os.environ.get("HOME", ""))
-        if key not in self._authors:
-            listed = self._run(["config", "--list"], data_dir=False).decode("utf-8")
-            config: dict[str, str] = {}
-            for line in listed.splitlines():  # local entries come first and win
-                name, sep, value = line.partition(" = ")
-                if sep:
-                    config.setdefault(name.strip(), value.strip())
-            if not config.get("user.name") or not config.get("user.email"):
-                raise DoltError(
-                    "Dolt has no commit identity (user.name / user.email).",
-                    fix=explain("author identity"),
-                )
-            self._authors[key] = f"{config['user.name']} <{config['user.email']}>"
-        return self._authors[key]
-
+    def author(self) -> str: ...
     def active_branch(self) -> str: ...
     def branch_exists(self, branch: str) -> bool: ...
     def state(self) -> RepositoryState: ...
@@ -173,12 +172,22 @@ class DoltEngine(Protocol):
     def log(self, ref: str | None = None, limit: int | None = None) -> list[LogEntry]: ...
     def has_table(self, table: str, *, ref: str, branch: str | None = None) -> bool: ...
     def read_table(
-        self, table: str, *, ref: str, branch: str | None = None,
-        columns: Sequence[str] | None = None, limit: int | None = None,
+        self,
+        table: str,
+        *,
+        ref: str,
+        branch: str | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> TableRead: ...
     def write_table(
-        self, table: str, frame: pd.DataFrame, *, schema: TableSchema,
-        branch: str | None, message: str,
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        schema: TableSchema,
+        branch: str | None,
+        message: str,
     ) -> CommitResult: ...
     def query(self, sql: str, *, ref: str | None = None) -> pd.DataFrame: ...
 
@@ -233,8 +242,9 @@ class DoltCLIEngine:
             raise DoltCommandError(list(args), proc.returncode, message)
         return proc.stdout
 
-    def _sql(self, script: str, *, branch: str | None = None, fmt: str = "json",
-             cwd: str | None = None) -> bytes:
+    def _sql(
+        self, script: str, *, branch: str | None = None, fmt: str = "json", cwd: str | None = None
+    ) -> bytes:
         args = (["--branch", branch] if branch else []) + ["sql", "-r", fmt]
         # Scripts go on stdin: a -q argument is capped at 128 KiB by Linux.
         return self._run(args, stdin=script.encode("utf-8"), cwd=cwd)
@@ -256,13 +266,17 @@ class DoltCLIEngine:
                 "or point `database` at an existing repository.",
             )
 
-    def _read(self, script: str, *, branch: str | None = None, what: str) -> list[list[dict[str, Any]]]:
+    def _read(
+        self, script: str, *, branch: str | None = None, what: str
+    ) -> list[list[dict[str, Any]]]:
         self._require()
         with repository_lock(self.database, exclusive=False):
             try:
                 return self._sql_json(script, branch=branch)
             except DoltCommandError as exc:
-                raise DoltError(what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message) from exc
+                raise DoltError(
+                    what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message
+                ) from exc
 
     # -- repository -------------------------------------------------------------------------
 
@@ -308,7 +322,9 @@ class DoltCLIEngine:
         return self._authors[key]
 
     def active_branch(self) -> str:
-        rows = self._read("SELECT active_branch() AS b;", what="Cannot read the checked-out branch.")
+        rows = self._read(
+            "SELECT active_branch() AS b;", what="Cannot read the checked-out branch."
+        )
         return str(rows[0][0]["b"])
 
     def branch_exists(self, branch: str) -> bool:
@@ -350,9 +366,10 @@ class DoltCLIEngine:
         )
 
     def tag(self, name: str, ref: str, message: str = "") -> None:
-        msg = ["'-m'", quote_string(message)] if message else []
+        args = [validate_branch(name, key="tag"), validate_ref(ref)]
+        args += ["-m", message] if message else []
         self._write(
-            f"CALL dolt_tag({', '.join([quote_string(validate_branch(name, key='tag')), quote_string(validate_ref(ref)), *msg])});",
+            f"CALL dolt_tag({', '.join(map(quote_string, args))});",
             what=f"Cannot tag {ref!r} as {name!r}.",
         )
 
@@ -365,18 +382,27 @@ class DoltCLIEngine:
             what=f"Cannot read the log of {ref or 'the checked-out branch'!r}.",
         )
         return [
-            LogEntry(r["commit_hash"], r.get("committer", ""), r.get("email", ""),
-                     str(r.get("date", "")), r.get("message", ""))
+            LogEntry(
+                r["commit_hash"],
+                r.get("committer", ""),
+                r.get("email", ""),
+                str(r.get("date", "")),
+                r.get("message", ""),
+            )
             for r in (rows[0] if rows else [])
         ]
 
-    def _write(self, script: str, *, what: str, branch: str | None = None) -> list[list[dict[str, Any]]]:
+    def _write(
+        self, script: str, *, what: str, branch: str | None = None
+    ) -> list[list[dict[str, Any]]]:
         self._require()
         with repository_lock(self.database, exclusive=True):
             try:
                 return self._sql_json(script, branch=branch)
             except DoltCommandError as exc:
-                raise DoltError(what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message) from exc
+                raise DoltError(
+                    what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message
+                ) from exc
 
     # -- tables -------------------------------------------------------------------------------
 
@@ -402,7 +428,10 @@ class DoltCLIEngine:
         columns: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> TableRead:
-        table_sql, ref_sql = quote_identifier(validate_table(table)), quote_string(validate_ref(ref))
+        table_sql, ref_sql = (
+            quote_identifier(validate_table(table)),
+            quote_string(validate_ref(ref)),
+        )
         self._require()
         with repository_lock(self.database, exclusive=False):
             where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
@@ -416,7 +445,8 @@ class DoltCLIEngine:
                 schema = TableSchema.from_show_columns(meta[1]).select(columns)
                 order = (
                     " ORDER BY " + ", ".join(map(quote_identifier, schema.primary_key))
-                    if schema.primary_key else ""
+                    if schema.primary_key
+                    else ""
                 )
                 lim = f" LIMIT {int(limit)}" if limit is not None else ""
                 select = ", ".join(map(quote_identifier, schema.names))
@@ -451,9 +481,10 @@ class DoltCLIEngine:
         rows = encode_rows(frame, schema)  # before the lock: pure CPU work
         self.ensure_repository(initial_branch=branch)
         author = self.author()
-        with repository_lock(self.database, exclusive=True), tempfile.TemporaryDirectory(
-            prefix="kedro-dolt-"
-        ) as tmp:
+        with (
+            repository_lock(self.database, exclusive=True),
+            tempfile.TemporaryDirectory(prefix="kedro-dolt-") as tmp,
+        ):
             # LOAD DATA only reads files under the working directory of the dolt process.
             path = Path(tmp) / "rows.tsv"
             path.write_bytes(rows)
@@ -487,10 +518,8 @@ class DoltCLIEngine:
         # Separately: dolt_reset fails on a table that was never staged, and dolt_checkout
         # fails on one that exists nowhere (the failed script then changed nothing).
         for statement in (f"CALL dolt_reset({name});", f"CALL dolt_checkout({name});"):
-            try:
+            with contextlib.suppress(DoltCommandError):
                 self._sql(statement, branch=branch)
-            except DoltCommandError:
-                pass
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -503,9 +532,8 @@ class DoltCLIEngine:
         self._require()
         with repository_lock(self.database, exclusive=False):
             try:
-                info = self._sql_json(
-                    f"SELECT database() AS db, dolt_hashof({quote_string(validate_ref(ref or 'HEAD'))}) AS h;"
-                )[0][0]
+                at = quote_string(validate_ref(ref or "HEAD"))
+                info = self._sql_json(f"SELECT database() AS db, dolt_hashof({at}) AS h;")[0][0]
                 revision = quote_identifier(f"{info['db']}/{info['h']}")
                 data = self._sql(f"USE {revision};\n{sql.strip().rstrip(';')};", fmt="parquet")
             except DoltCommandError as exc:

@@ -150,12 +150,12 @@ def _column_for(name: str, series: pd.Series, *, key: bool) -> Column:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         # Dolt keeps microseconds; nanoseconds are truncated (documented limit).
         return Column(name, "datetime(6)", True, label)
-    if isinstance(dtype, pd.StringDtype) or (
-        dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
-    ):
+    if isinstance(dtype, pd.StringDtype):
         return Column(name, KEY_STRING_TYPE if key else "longtext", True, label)
-    if dtype == object:
+    if pd.api.types.is_object_dtype(dtype):
         kind = pd.api.types.infer_dtype(series, skipna=True)
+        if kind in ("string", "empty"):
+            return Column(name, KEY_STRING_TYPE if key else "longtext", True, label)
         raise _unsupported(name, f"dtype object holding {kind} values")
     raise _unsupported(name, f"dtype {label}")
 
@@ -238,7 +238,9 @@ def load_data_statement(table: str, schema: TableSchema, path: str) -> str:
 def _arrow_to_nullable(arrow_type: pa.DataType) -> Any:
     # Keep integers exact in the presence of NULLs (no detour through float64).
     if pa.types.is_integer(arrow_type):
-        return pd.api.types.pandas_dtype(str(arrow_type).replace("int", "Int").replace("uInt", "UInt"))
+        return pd.api.types.pandas_dtype(
+            str(arrow_type).replace("int", "Int").replace("uInt", "UInt")
+        )
     if pa.types.is_boolean(arrow_type):
         return pd.BooleanDtype()
     return None

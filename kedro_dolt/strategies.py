@@ -29,7 +29,12 @@ class BranchStrategy(Protocol):
     def load_ref(self) -> str: ...
 
     def save(
-        self, engine: DoltEngine, table: str, frame: pd.DataFrame, *, schema: TableSchema,
+        self,
+        engine: DoltEngine,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        schema: TableSchema,
         message: str,
     ) -> CommitResult: ...
 
@@ -53,7 +58,12 @@ class AppendBranch:
         return self.branch or "HEAD"
 
     def save(
-        self, engine: DoltEngine, table: str, frame: pd.DataFrame, *, schema: TableSchema,
+        self,
+        engine: DoltEngine,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        schema: TableSchema,
         message: str,
     ) -> CommitResult:
         return engine.write_table(table, frame, schema=schema, branch=self.branch, message=message)
@@ -75,7 +85,8 @@ def branch_strategy(value: str | Mapping[str, Any] | BranchStrategy | None) -> B
         if kind not in _STRATEGIES:
             raise DoltError(
                 f"Unknown branch strategy {kind!r}.",
-                fix=f"use one of {sorted(_STRATEGIES)}, e.g. branch: {{strategy: append, name: main}}.",
+                fix=f"use one of {sorted(_STRATEGIES)}, "
+                "e.g. branch: {strategy: append, name: main}.",
             )
         name = config.pop("name", None)
         if config:
@@ -88,5 +99,6 @@ def branch_strategy(value: str | Mapping[str, Any] | BranchStrategy | None) -> B
         return value
     raise DoltError(
         f"Invalid branch {value!r}.",
-        fix="give a branch name, a mapping like {strategy: append, name: main}, or a strategy object.",
+        fix="give a branch name, a mapping like {strategy: append, name: main}, "
+        "or a strategy object.",
     )

@@ -73,7 +73,9 @@ def save_commits(database) -> list[dict]:
 
 class TestRunContext:
     def test_commits_carry_run_id_node_and_dataset(self, tmp_path):
-        project = make_project(tmp_path / "proj", "lineage_demo", nodes=NODES, pipeline=LINEAR, catalog=CATALOG)
+        project = make_project(
+            tmp_path / "proj", "lineage_demo", nodes=NODES, pipeline=LINEAR, catalog=CATALOG
+        )
         result = kedro_cli(project, "run")
         assert result.returncode == 0, result.stderr
         database = project / "data" / "warehouse"  # relative to the project root
@@ -93,21 +95,28 @@ class TestRunContext:
         assert count["n"].tolist() == [3]
 
     def test_disabled_hooks_leave_plain_messages(self, tmp_path):
-        project = make_project(tmp_path / "proj", "no_hooks", nodes=NODES, pipeline=LINEAR, catalog=CATALOG)
+        project = make_project(
+            tmp_path / "proj", "no_hooks", nodes=NODES, pipeline=LINEAR, catalog=CATALOG
+        )
         (project / "src" / "no_hooks" / "settings.py").write_text(
             'DISABLE_HOOKS_FOR_PLUGINS = ("kedro-dolt",)\n'
         )
         result = kedro_cli(project, "run")
         assert result.returncode == 0, result.stderr
         messages = [m["message"] for m in save_commits(project / "data" / "warehouse")]
-        assert [m.splitlines()[0] for m in messages] == ["kedro: save company_count", "kedro: save companies"]
+        assert [m.splitlines()[0] for m in messages] == [
+            "kedro: save company_count",
+            "kedro: save companies",
+        ]
         assert all("run_id" not in parse_trailers(m) for m in messages)
 
 
 class TestRunners:
     @pytest.mark.parametrize("runner", ["ParallelRunner", "ThreadRunner"])
     def test_concurrent_nodes_all_land(self, tmp_path, runner):
-        project = make_project(tmp_path / "proj", "fan_out", nodes=NODES, pipeline=FAN_OUT, catalog=FAN_OUT_CATALOG)
+        project = make_project(
+            tmp_path / "proj", "fan_out", nodes=NODES, pipeline=FAN_OUT, catalog=FAN_OUT_CATALOG
+        )
         (project / "conf" / "base" / "parameters.yml").write_text(
             "".join(f"seed_{i}: {i}\n" for i in range(4))
         )
@@ -116,7 +125,9 @@ class TestRunners:
         database = project / "data" / "warehouse"
         messages = save_commits(database)
         assert len(messages) == 4
-        assert {parse_trailers(m["message"])["node"] for m in messages} == {f"make_table_{i}" for i in range(4)}
+        assert {parse_trailers(m["message"])["node"] for m in messages} == {
+            f"make_table_{i}" for i in range(4)
+        }
         for i in range(4):
             frame = DoltTableDataset(database=str(database), table=f"table_{i}").load()
             pd.testing.assert_series_equal(frame["seed"], pd.Series([i] * 5, name="seed"))

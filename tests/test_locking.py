@@ -16,13 +16,17 @@ SAVES = 10
 
 def _save_many(database: str, worker: int) -> None:
     # Each worker owns a table; content differs on every save, so every save is a commit.
-    dataset = DoltTableDataset(database=database, table=f"t{worker}", save_args={"primary_key": "id"})
+    dataset = DoltTableDataset(
+        database=database, table=f"t{worker}", save_args={"primary_key": "id"}
+    )
     for i in range(SAVES):
         dataset.save(pd.DataFrame({"id": [1, 2], "value": [worker, i]}))
 
 
 def _save_commits(repo: Path) -> int:
-    return len(dolt_rows(repo, "SELECT commit_hash FROM dolt_log WHERE message LIKE 'kedro: save%'"))
+    return len(
+        dolt_rows(repo, "SELECT commit_hash FROM dolt_log WHERE message LIKE 'kedro: save%'")
+    )
 
 
 class TestConcurrentSaves:

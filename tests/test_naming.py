@@ -24,7 +24,9 @@ class TestValidation:
         with pytest.raises(DatasetError, match="Invalid branch"):
             validate_branch(name)
 
-    @pytest.mark.parametrize("ref", ["main", "HEAD~2", "main^", "v1.0", "1a2b3c4d5e6f7g8h9i0jklmnopqrstuv"])
+    @pytest.mark.parametrize(
+        "ref", ["main", "HEAD~2", "main^", "v1.0", "1a2b3c4d5e6f7g8h9i0jklmnopqrstuv"]
+    )
     def test_good_refs(self, ref):
         assert validate_ref(ref) == ref
 

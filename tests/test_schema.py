@@ -28,7 +28,9 @@ class TestFromFrame:
     def test_column_types(self, values, sql_type, nullable):
         column = TableSchema.from_frame(pd.DataFrame({"v": values})).columns[0]
         assert (column.sql_type, column.nullable, column.dtype) == (
-            sql_type, nullable, str(pd.Series(values).dtype)
+            sql_type,
+            nullable,
+            str(pd.Series(values).dtype),
         )
 
     def test_string_key_is_varchar(self):
@@ -37,7 +39,9 @@ class TestFromFrame:
         assert "PRIMARY KEY (`k`)" in schema.ddl("t")
 
     def test_ddl_quotes_names_and_records_dtype(self):
-        ddl = TableSchema.from_frame(pd.DataFrame({"a`b c": pd.array([1], dtype="Int64")})).ddl("my t")
+        ddl = TableSchema.from_frame(pd.DataFrame({"a`b c": pd.array([1], dtype="Int64")})).ddl(
+            "my t"
+        )
         assert ddl.startswith("CREATE TABLE `my t` (")
         assert "`a``b c` bigint COMMENT 'pandas:Int64'" in ddl
 
@@ -82,5 +86,7 @@ class TestEncodeRows:
         ]
 
     def test_tz_aware_times_are_stored_in_utc(self):
-        frame = pd.DataFrame({"t": pd.to_datetime(["2026-01-01 12:00"]).tz_localize("Europe/Amsterdam")})
+        frame = pd.DataFrame(
+            {"t": pd.to_datetime(["2026-01-01 12:00"]).tz_localize("Europe/Amsterdam")}
+        )
         assert encode_rows(frame, TableSchema.from_frame(frame)) == b"2026-01-01 11:00:00.000000\n"

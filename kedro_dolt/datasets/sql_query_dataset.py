@@ -62,7 +62,9 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
             metadata: Anything; kept for plugins such as kedro-viz.
         """
         if not isinstance(sql, str) or not sql.strip():
-            raise DatasetError("DoltSQLQueryDataset needs a non-empty 'sql'. Fix: set sql: SELECT ...")
+            raise DatasetError(
+                "DoltSQLQueryDataset needs a non-empty 'sql'. Fix: set sql: SELECT ..."
+            )
         self._sql = sql
         self._ref = validate_ref(ref) if ref is not None else None
         self._engine: DoltEngine = DoltCLIEngine(context.resolve_database(database))
@@ -77,4 +79,8 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
         )
 
     def _describe(self) -> dict[str, Any]:
-        return {"database": str(self._engine.database), "sql": self._sql, "ref": self._ref or "HEAD"}
+        return {
+            "database": str(self._engine.database),
+            "sql": self._sql,
+            "ref": self._ref or "HEAD",
+        }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from copy import deepcopy
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
@@ -25,9 +25,7 @@ def _merge_args(
     args = deepcopy(defaults)
     unknown = sorted(set(given or {}) - set(defaults))
     if unknown:
-        raise DatasetError(
-            f"Unknown {name} {unknown}. Fix: use only {sorted(defaults)}."
-        )
+        raise DatasetError(f"Unknown {name} {unknown}. Fix: use only {sorted(defaults)}.")
     args.update(given or {})
     return args
 
@@ -86,10 +84,10 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         >>> assert data.equals(reloaded)
     """
 
-    DEFAULT_LOAD_ARGS: dict[str, Any] = {"columns": None}
-    DEFAULT_SAVE_ARGS: dict[str, Any] = {"primary_key": None, "commit_message": None}
+    DEFAULT_LOAD_ARGS: ClassVar[dict[str, Any]] = {"columns": None}
+    DEFAULT_SAVE_ARGS: ClassVar[dict[str, Any]] = {"primary_key": None, "commit_message": None}
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         database: str,

@@ -10,7 +10,9 @@ from tests.conftest import dolt, state
 
 @pytest.fixture
 def saved(repo, companies):
-    dataset = DoltTableDataset(database=str(repo), table="companies", save_args={"primary_key": "id"})
+    dataset = DoltTableDataset(
+        database=str(repo), table="companies", save_args={"primary_key": "id"}
+    )
     dataset.save(companies)
     dolt(repo, "tag", "v1")
     dataset.save(companies.assign(employees=[1, 2, None]).astype({"employees": "Int64"}))
@@ -22,7 +24,8 @@ class TestDoltSQLQueryDataset:
         result = DoltSQLQueryDataset(
             database=str(repo),
             sql="SELECT id, name, employees, employees / 2 AS half, created_at "
-            "FROM companies, (SELECT CAST('2026-11-24 07:00:00' AS DATETIME) AS created_at) AS t ORDER BY id",
+            "FROM companies, (SELECT CAST('2026-11-24 07:00:00' AS DATETIME) AS created_at) AS t "
+            "ORDER BY id",
         ).load()
         assert result["id"].dtype == "int64"
         assert str(result["employees"].dtype) == "Int64"
@@ -33,9 +36,13 @@ class TestDoltSQLQueryDataset:
         assert result["created_at"].dtype == "datetime64[ns]"
 
     def test_ref_reads_older_version(self, repo, saved, companies):
-        old = DoltSQLQueryDataset(database=str(repo), sql="SELECT SUM(employees) AS n FROM companies", ref="v1")
+        old = DoltSQLQueryDataset(
+            database=str(repo), sql="SELECT SUM(employees) AS n FROM companies", ref="v1"
+        )
         assert old.load()["n"].iloc[0] == companies["employees"].sum()
-        previous = DoltSQLQueryDataset(database=str(repo), sql="SELECT COUNT(*) AS n FROM companies", ref="HEAD~1")
+        previous = DoltSQLQueryDataset(
+            database=str(repo), sql="SELECT COUNT(*) AS n FROM companies", ref="HEAD~1"
+        )
         assert previous.load()["n"].iloc[0] == 3
 
     def test_reads_committed_data_only(self, repo, saved):

@@ -20,7 +20,9 @@ DTYPE_COLUMNS = {
     "object": pd.Series(["a", None, ""], dtype=object),
     "str": pd.Series(["a", None, ""], dtype="str"),
     "datetime64[ns]": pd.Series(
-        pd.to_datetime(["2026-11-24 07:01:12.421123", None, "1999-12-31 23:59:59"], format="ISO8601"),
+        pd.to_datetime(
+            ["2026-11-24 07:01:12.421123", None, "1999-12-31 23:59:59"], format="ISO8601"
+        ),
     ).astype("datetime64[ns]"),
     "Int64": pd.array([1, None, -(2**62)], dtype="Int64"),
     "boolean": pd.array([True, None, False], dtype="boolean"),
@@ -46,7 +48,10 @@ class TestRoundTrip:
         frame = pd.DataFrame({"id": [1, 2], "text": pd.Series(["", None], dtype=object)})
         dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
         dataset.save(frame)
-        stored = dolt_rows(repo, "SELECT text IS NULL AS is_null, COALESCE(LENGTH(text), -1) AS len FROM t ORDER BY id")
+        stored = dolt_rows(
+            repo,
+            "SELECT text IS NULL AS is_null, COALESCE(LENGTH(text), -1) AS len FROM t ORDER BY id",
+        )
         assert stored == [{"is_null": False, "len": 0}, {"is_null": True, "len": -1}]
         loaded = dataset.load()
         assert loaded["text"].tolist() == ["", None]
@@ -64,9 +69,9 @@ class TestRoundTrip:
         pd.testing.assert_frame_equal(dataset.load(), frame)
 
     def test_table_is_created_with_explicit_types(self, repo, companies):
-        DoltTableDataset(database=str(repo), table="companies", save_args={"primary_key": ["id"]}).save(
-            companies
-        )
+        DoltTableDataset(
+            database=str(repo), table="companies", save_args={"primary_key": ["id"]}
+        ).save(companies)
         columns = dolt_rows(repo, "SHOW FULL COLUMNS FROM companies")
         assert [(c["Field"], c["Type"], c["Key"]) for c in columns] == [
             ("id", "bigint", "PRI"),
@@ -82,8 +87,12 @@ class TestRoundTrip:
         assert all(c["Key"] == "" for c in dolt_rows(repo, "SHOW FULL COLUMNS FROM t"))
 
     def test_load_columns(self, repo, companies):
-        DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"}).save(companies)
-        dataset = DoltTableDataset(database=str(repo), table="t", load_args={"columns": ["name", "id"]})
+        DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"}).save(
+            companies
+        )
+        dataset = DoltTableDataset(
+            database=str(repo), table="t", load_args={"columns": ["name", "id"]}
+        )
         pd.testing.assert_frame_equal(dataset.load(), companies[["name", "id"]])
 
     def test_empty_frame(self, repo, companies):
@@ -103,7 +112,9 @@ class TestRoundTrip:
 
 class TestCommits:
     def test_one_commit_per_changed_save_and_none_when_unchanged(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="companies", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(
+            database=str(repo), table="companies", save_args={"primary_key": "id"}
+        )
         dataset.save(companies)
         assert len(commits(repo)) == 2  # dolt init + first save
         dataset.save(companies.copy())
@@ -146,7 +157,9 @@ class TestRefs:
     @pytest.mark.parametrize("ref", ["hash", "v1", "HEAD~1", "main~1"])
     def test_load_older_version(self, repo, history, ref):
         frame, first = history
-        dataset = DoltTableDataset(database=str(repo), table="c", ref=first if ref == "hash" else ref)
+        dataset = DoltTableDataset(
+            database=str(repo), table="c", ref=first if ref == "hash" else ref
+        )
         pd.testing.assert_frame_equal(dataset.load(), frame)
 
     def test_default_ref_is_save_branch_head(self, repo, history):
@@ -162,9 +175,13 @@ class TestRefs:
 
     def test_head_is_relative_to_save_branch(self, repo, history, companies):
         dolt(repo, "branch", "dev")
-        dev = DoltTableDataset(database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"})
+        dev = DoltTableDataset(
+            database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"}
+        )
         dev.save(companies.assign(employees=[7, 7, 7]))
-        previous = DoltTableDataset(database=str(repo), table="c", branch="dev", ref="HEAD~1").load()
+        previous = DoltTableDataset(
+            database=str(repo), table="c", branch="dev", ref="HEAD~1"
+        ).load()
         assert previous["employees"].tolist() == [0, 0, 0]
 
 
@@ -176,7 +193,10 @@ class TestBranches:
         main_head = state(repo).heads["main"]
 
         dev = DoltTableDataset(
-            database=str(repo), table="c", branch=AppendBranch("dev"), save_args={"primary_key": "id"}
+            database=str(repo),
+            table="c",
+            branch=AppendBranch("dev"),
+            save_args={"primary_key": "id"},
         )
         dev.save(companies.assign(employees=[1, 1, 1]))
 
@@ -192,7 +212,9 @@ class TestBranches:
     def test_branch_as_mapping(self, repo, companies):
         DoltTableDataset(database=str(repo), table="c").save(companies)
         dolt(repo, "branch", "dev")
-        dataset = DoltTableDataset(database=str(repo), table="c", branch={"strategy": "append", "name": "dev"})
+        dataset = DoltTableDataset(
+            database=str(repo), table="c", branch={"strategy": "append", "name": "dev"}
+        )
         dataset.save(companies.head(1))
         assert len(dataset.load()) == 1
         assert len(DoltTableDataset(database=str(repo), table="c").load()) == 3
@@ -221,11 +243,15 @@ class TestErrors:
 
     def test_duplicate_primary_key(self, repo, saved, companies):
         bad = pd.concat([companies, companies.head(1)])
-        self._fails_cleanly(repo, lambda: saved.save(bad), "Fix: make the save_args.primary_key", "Dolt said:")
+        self._fails_cleanly(
+            repo, lambda: saved.save(bad), "Fix: make the save_args.primary_key", "Dolt said:"
+        )
         pd.testing.assert_frame_equal(saved.load(), companies)
 
     def test_duplicate_primary_key_on_other_branch(self, repo, saved, companies):
-        dev = DoltTableDataset(database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"})
+        dev = DoltTableDataset(
+            database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"}
+        )
         bad = pd.concat([companies, companies.head(1)])
         self._fails_cleanly(repo, lambda: dev.save(bad), "primary_key", "Dolt said:")
 
@@ -239,7 +265,9 @@ class TestErrors:
 
     def test_new_table_failure_leaves_no_table(self, repo, saved, companies):
         fresh = DoltTableDataset(database=str(repo), table="fresh", save_args={"primary_key": "id"})
-        self._fails_cleanly(repo, lambda: fresh.save(pd.concat([companies, companies])), "Dolt said:")
+        self._fails_cleanly(
+            repo, lambda: fresh.save(pd.concat([companies, companies])), "Dolt said:"
+        )
         assert not fresh.exists()
 
     def test_unsupported_column_type(self, repo, saved, companies):
@@ -252,7 +280,9 @@ class TestErrors:
 
     def test_missing_table(self, repo, saved):
         dataset = DoltTableDataset(database=str(repo), table="nope")
-        self._fails_cleanly(repo, dataset.load, "table 'nope'", "check the table name", "Dolt said:")
+        self._fails_cleanly(
+            repo, dataset.load, "table 'nope'", "check the table name", "Dolt said:"
+        )
 
     def test_missing_branch_on_save(self, repo, saved, companies):
         dataset = DoltTableDataset(database=str(repo), table="c", branch="missing")
@@ -267,7 +297,7 @@ class TestErrors:
     def test_dolt_missing_from_path(self, repo, saved, companies, monkeypatch):
         monkeypatch.setenv("PATH", str(repo / "empty-bin"))
         dataset = DoltTableDataset(database=str(repo), table="c")
-        with pytest.raises(DatasetError, match="dolt.*not found.*\n.*install-dolt"):
+        with pytest.raises(DatasetError, match=r"dolt.*not found.*\n.*install-dolt"):
             dataset.save(companies)
         with pytest.raises(DatasetError, match="KEDRO_DOLT_BINARY"):
             dataset.load()
@@ -299,7 +329,9 @@ class TestErrors:
 
     def test_primary_key_not_in_frame(self, repo, saved, companies):
         dataset = DoltTableDataset(database=str(repo), table="c", save_args={"primary_key": "uid"})
-        self._fails_cleanly(repo, lambda: dataset.save(companies), "primary_key names column(s) ['uid']")
+        self._fails_cleanly(
+            repo, lambda: dataset.save(companies), "primary_key names column(s) ['uid']"
+        )
 
 
 class TestDatasetContract:
@@ -310,7 +342,9 @@ class TestDatasetContract:
         assert "c" in str(dataset)
 
     def test_pickles(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", branch="main", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(
+            database=str(repo), table="c", branch="main", save_args={"primary_key": "id"}
+        )
         dataset.save(companies)
         clone = pickle.loads(pickle.dumps(dataset))
         pd.testing.assert_frame_equal(clone.load(), companies)
@@ -324,7 +358,9 @@ class TestDatasetContract:
         assert not DoltTableDataset(database=str(repo), table="c", ref="nope").exists()
 
     def test_describe(self, repo):
-        dataset = DoltTableDataset(database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(
+            database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"}
+        )
         described = dataset._describe()
         assert described["database"] == str(repo)
         assert described["table"] == "c"
