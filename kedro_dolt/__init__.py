@@ -2,14 +2,20 @@
 
 from .datasets import DoltSQLQueryDataset, DoltTableDataset
 from .engine import DoltCLIEngine, DoltEngine
-from .strategies import AppendBranch
+from .metadata import ActionRecord
+from .remote import Remote
+from .strategies import AppendBranch, MergeBranch, NewBranch
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActionRecord",
     "AppendBranch",
     "DoltCLIEngine",
     "DoltEngine",
     "DoltSQLQueryDataset",
     "DoltTableDataset",
+    "MergeBranch",
+    "NewBranch",
+    "Remote",
 ]

@@ -38,7 +38,14 @@ import pyarrow.parquet as pq
 
 from .errors import DoltCommandError, DoltError
 from .locking import repository_lock
-from .naming import quote_identifier, quote_string, validate_branch, validate_ref, validate_table
+from .naming import (
+    parse_time_ref,
+    quote_identifier,
+    quote_string,
+    validate_branch,
+    validate_ref,
+    validate_table,
+)
 from .schema import TableSchema, decode_table, encode_rows, load_data_statement
 
 BINARY_ENV = "KEDRO_DOLT_BINARY"
@@ -97,6 +104,19 @@ def explain(dolt_message: str, default: str = "") -> str:
     return default
 
 
+def _hash_expression(ref: str) -> str:
+    """SQL for the commit hash of ``ref``; a ``X@{time}`` ref picks X's last commit by then."""
+    timed = parse_time_ref(ref)
+    if timed is None:
+        return f"dolt_hashof({quote_string(ref)})"
+    base, time = timed
+    log = f"dolt_log({quote_string(base)})" if base else "dolt_log"
+    return (
+        f"(SELECT commit_hash FROM {log} WHERE date <= {quote_string(time)} "
+        "ORDER BY date DESC LIMIT 1)"
+    )
+
+
 def find_dolt_binary() -> str:
     """The dolt executable: ``$KEDRO_DOLT_BINARY``, else ``dolt`` on PATH."""
     configured = os.environ.get(BINARY_ENV)
@@ -123,6 +143,30 @@ class CommitResult:
     @property
     def committed(self) -> bool:
         return self.from_commit != self.to_commit
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """A merge into ``into``: its head after, how it went, and how conflicts were resolved."""
+
+    into: str
+    source: str
+    from_commit: str
+    to_commit: str
+    fast_forward: bool
+    conflicts: int = 0
+    resolved: str | None = None  # "ours" / "theirs" when conflicts were resolved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "into": self.into,
+            "source": self.source,
+            "from_commit": self.from_commit,
+            "to_commit": self.to_commit,
+            "fast_forward": self.fast_forward,
+            "conflicts": self.conflicts,
+            "resolved": self.resolved,
+        }
 
 
 @dataclass(frozen=True)
@@ -167,7 +211,15 @@ class DoltEngine(Protocol):
     def branch_exists(self, branch: str) -> bool: ...
     def state(self) -> RepositoryState: ...
     def resolve(self, ref: str, *, branch: str | None = None) -> str: ...
-    def create_branch(self, branch: str, start_point: str) -> None: ...
+    def create_branch(self, branch: str, start_point: str, *, exist_ok: bool = False) -> None: ...
+    def delete_branch(self, branch: str) -> None: ...
+    def merge(self, source: str, into: str, *, message: str, on_conflict: str) -> MergeResult: ...
+    def find_run_commit(self, run_id: str, *, table: str, branch: str | None) -> str | None: ...
+    def remotes(self) -> dict[str, str]: ...
+    def add_remote(self, name: str, url: str) -> None: ...
+    def clone(self, url: str, *, remote: str) -> None: ...
+    def pull(self, remote: str, branch: str) -> MergeResult | None: ...
+    def push(self, remote: str, branch: str) -> None: ...
     def tag(self, name: str, ref: str, message: str = "") -> None: ...
     def log(self, ref: str | None = None, limit: int | None = None) -> list[LogEntry]: ...
     def has_table(self, table: str, *, ref: str, branch: str | None = None) -> bool: ...
@@ -350,20 +402,144 @@ class DoltCLIEngine:
         )
 
     def resolve(self, ref: str, *, branch: str | None = None) -> str:
-        """The commit hash ``ref`` names; ``HEAD`` means the head of ``branch``."""
+        """The commit hash ``ref`` names; ``HEAD`` means the head of ``branch``.
+
+        ``X@{time}`` is the last commit of X at or before that UTC time.
+        """
         rows = self._read(
-            f"SELECT dolt_hashof({quote_string(validate_ref(ref))}) AS h;",
+            f"SELECT {_hash_expression(validate_ref(ref))} AS h;",
             branch=branch,
             what=f"Unknown ref {ref!r} in {self.database}.",
         )
-        return str(rows[0][0]["h"])
+        found = rows[0][0].get("h") if rows and rows[0] else None
+        if not found:
+            raise DoltError(
+                f"Ref {ref!r} names no commit in {self.database}.",
+                fix="for a time ref, give a time after the branch's first commit (UTC).",
+            )
+        return str(found)
 
-    def create_branch(self, branch: str, start_point: str) -> None:
+    def create_branch(self, branch: str, start_point: str, *, exist_ok: bool = False) -> None:
+        try:
+            self._write(
+                f"CALL dolt_branch({quote_string(validate_branch(branch))}, "
+                f"{quote_string(validate_ref(start_point, key='start_point'))});",
+                what=f"Cannot create branch {branch!r} from {start_point!r}.",
+            )
+        except DoltError as exc:
+            # Two nodes may race to create the same branch: the loser finds it there.
+            if not (exist_ok and "already exists" in exc.dolt_message):
+                raise
+
+    def delete_branch(self, branch: str) -> None:
         self._write(
-            f"CALL dolt_branch({quote_string(validate_branch(branch))}, "
-            f"{quote_string(validate_ref(start_point, key='start_point'))});",
-            what=f"Cannot create branch {branch!r} from {start_point!r}.",
+            f"CALL dolt_branch('-D', {quote_string(validate_branch(branch))});",
+            what=f"Cannot delete branch {branch!r}.",
         )
+
+    def merge(self, source: str, into: str, *, message: str, on_conflict: str) -> MergeResult:
+        """Merge ``source`` into branch ``into`` (fast-forward when possible).
+
+        ``on_conflict``: ``fail`` raises ``DoltError`` listing the conflicting keys and changes
+        nothing; ``ours`` keeps ``into``'s cells; ``theirs`` takes ``source``'s.
+        """
+        src, dst = quote_string(validate_ref(source)), quote_string(validate_branch(into))
+        author = quote_string(self.author())
+        self._require()
+        with repository_lock(self.database, exclusive=True):
+            conflicts = self._merge_conflicts(src, dst, source, into)
+            if conflicts and on_conflict == "fail":
+                keys = {t: self._conflicting_keys(src, dst, t) for t in sorted(conflicts)}
+                raise DoltError(
+                    f"Merging {source!r} into {into!r} conflicts; conflicting keys by table: "
+                    f"{keys}. Nothing was merged and {into!r} is unchanged.",
+                    fix="resolve the conflict in the data, or set on_conflict: ours (keep "
+                    f"{into!r}'s values) or on_conflict: theirs (keep the new data).",
+                )
+            resolve = "".join(
+                f"CALL dolt_conflicts_resolve('--{on_conflict}', {quote_string(t)});"
+                for t in sorted(conflicts)
+            )
+            # In one transaction: a conflicted merge is resolved and committed, or nothing is.
+            script = (
+                "SET @@autocommit = 0;"
+                "SELECT dolt_hashof('HEAD') AS h;"
+                f"CALL dolt_merge({src}, '-m', {quote_string(message)}, '--author', {author});"
+                f"{resolve}"
+                f"CALL dolt_commit('-A', '--skip-empty', '-m', {quote_string(message)}, "
+                f"'--author', {author});"
+                "COMMIT;"
+                "SELECT dolt_hashof('HEAD') AS h;"
+            )
+            try:
+                rows = self._sql_json(script, branch=into)
+            except DoltCommandError as exc:
+                raise DoltError(
+                    f"Cannot merge {source!r} into {into!r} in {self.database}; "
+                    f"{into!r} is unchanged.",
+                    fix=explain(exc.dolt_message),
+                    dolt_message=exc.dolt_message,
+                ) from exc
+        merged = rows[1][0]
+        return MergeResult(
+            into=into,
+            source=source,
+            from_commit=str(rows[0][0]["h"]),
+            to_commit=str(rows[-1][0]["h"]),
+            fast_forward=bool(int(merged.get("fast_forward") or 0)),
+            conflicts=sum(conflicts.values()),
+            resolved=on_conflict if conflicts else None,
+        )
+
+    def _merge_conflicts(self, src: str, dst: str, source: str, into: str) -> dict[str, int]:
+        try:
+            rows = self._sql_json(
+                f"SELECT * FROM dolt_preview_merge_conflicts_summary({dst}, {src});"
+            )
+        except DoltCommandError as exc:
+            raise DoltError(
+                f"Cannot merge {source!r} into {into!r} in {self.database}.",
+                fix=explain(exc.dolt_message),
+                dolt_message=exc.dolt_message,
+            ) from exc
+        return {
+            r["table"]: int(r.get("num_data_conflicts") or 0)
+            + int(r.get("num_schema_conflicts") or 0)
+            for r in (rows[0] if rows else [])
+        }
+
+    def _conflicting_keys(self, src: str, dst: str, table: str) -> list[Any]:
+        try:
+            rows = self._sql_json(
+                f"SELECT * FROM dolt_preview_merge_conflicts({dst}, {src}, {quote_string(table)});"
+            )
+        except DoltCommandError:
+            return []  # schema conflicts have no row keys
+        keys = []
+        for row in rows[0] if rows else []:
+            ours = {
+                k[4:]: v for k, v in row.items() if k.startswith("our_") and k != "our_diff_type"
+            }
+            base = {k[5:]: v for k, v in row.items() if k.startswith("base_")}
+            keys.append(ours or base)
+        return keys
+
+    def find_run_commit(self, run_id: str, *, table: str, branch: str | None) -> str | None:
+        """The newest commit on ``branch`` whose trailers name Kedro run ``run_id`` and
+        ``table``; ``None`` when that run made no commit of the table there."""
+        from .commits import parse_trailers  # commit messages are commits.py's format
+
+        source = f"dolt_log({quote_string(validate_branch(branch))})" if branch else "dolt_log"
+        like = quote_string(f"%Kedro-Run-Id: {run_id}%")
+        rows = self._read(
+            f"SELECT commit_hash, message FROM {source} WHERE message LIKE {like};",
+            what=f"Cannot search the log of {branch or 'the checked-out branch'!r}.",
+        )
+        for row in rows[0] if rows else []:
+            trailers = parse_trailers(row.get("message", ""))
+            if trailers.get("run_id") == run_id and trailers.get("table") == table:
+                return str(row["commit_hash"])
+        return None
 
     def tag(self, name: str, ref: str, message: str = "") -> None:
         args = [validate_branch(name, key="tag"), validate_ref(ref)]
@@ -404,11 +580,85 @@ class DoltCLIEngine:
                     what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message
                 ) from exc
 
+    # -- remotes ------------------------------------------------------------------------------
+
+    def remotes(self) -> dict[str, str]:
+        rows = self._read("SELECT name, url FROM dolt_remotes;", what="Cannot list remotes.")
+        return {r["name"]: r["url"] for r in (rows[0] if rows else [])}
+
+    def add_remote(self, name: str, url: str) -> None:
+        self._write(
+            f"CALL dolt_remote('add', {quote_string(validate_branch(name, key='remote name'))}, "
+            f"{quote_string(url)});",
+            what=f"Cannot add remote {name!r} ({url}) to {self.database}.",
+        )
+
+    def clone(self, url: str, *, remote: str) -> None:
+        """``dolt clone`` ``url`` into the database directory (which must not be a repo yet)."""
+        created = not self.database.exists()
+        with repository_lock(self.database, exclusive=True):
+            if self.exists():  # another process cloned first
+                return
+            try:
+                self._run(
+                    ["clone", "--remote", validate_branch(remote, key="remote name"), url, "."],
+                    data_dir=False,
+                )
+            except DoltCommandError as exc:
+                if created:
+                    shutil.rmtree(self.database, ignore_errors=True)
+                raise DoltError(
+                    f"Cannot clone {url} into {self.database}.",
+                    fix="check the remote url and that it holds a Dolt database "
+                    "(file:///abs/path, https://doltremoteapi.dolthub.com/org/repo, aws://, gs://).",
+                    dolt_message=exc.dolt_message,
+                ) from exc
+
+    def pull(self, remote: str, branch: str) -> MergeResult | None:
+        """Fetch ``remote`` and merge its ``branch`` into the local one (created if missing).
+
+        ``None`` when the remote has no such branch yet. A conflict raises ``DoltError`` and
+        merges nothing.
+        """
+        name = quote_string(validate_branch(remote, key="remote name"))
+        tracking = f"{remote}/{validate_branch(branch)}"
+        rows = self._write(
+            f"CALL dolt_fetch({name});"
+            "SELECT name FROM dolt_remote_branches "
+            f"WHERE name = {quote_string('remotes/' + tracking)};"
+            f"SELECT name FROM dolt_branches WHERE name = {quote_string(branch)};",
+            what=f"Cannot fetch from remote {remote!r} of {self.database}.",
+        )
+        has_remote_branch, has_local_branch = bool(rows[1]), bool(rows[2])
+        if not has_remote_branch:
+            return None
+        if not has_local_branch:
+            self.create_branch(branch, tracking, exist_ok=True)
+            head = self.resolve(branch)
+            return MergeResult(branch, tracking, head, head, fast_forward=True)
+        return self.merge(
+            tracking, branch, message=f"kedro-dolt: pull {tracking}", on_conflict="fail"
+        )
+
+    def push(self, remote: str, branch: str) -> None:
+        """``dolt_push`` ``branch`` to ``remote``; a rejection raises ``DoltError`` whose
+        ``dolt_message`` says "rejected" (never forced)."""
+        self._write(
+            f"CALL dolt_push({quote_string(validate_branch(remote, key='remote name'))}, "
+            f"{quote_string(validate_branch(branch))});",
+            what=f"Cannot push {branch!r} to remote {remote!r}.",
+        )
+
     # -- tables -------------------------------------------------------------------------------
 
     def has_table(self, table: str, *, ref: str, branch: str | None = None) -> bool:
         if not self.exists():
             return False
+        try:
+            if parse_time_ref(validate_ref(ref)):
+                ref = self.resolve(ref, branch=branch)
+        except DoltError:
+            return False  # no commit at that time, or no such branch
         try:
             rows = self._read(
                 f"SHOW TABLES AS OF {quote_string(validate_ref(ref))};", branch=branch, what=""
@@ -428,10 +678,9 @@ class DoltCLIEngine:
         columns: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> TableRead:
-        table_sql, ref_sql = (
-            quote_identifier(validate_table(table)),
-            quote_string(validate_ref(ref)),
-        )
+        if parse_time_ref(validate_ref(ref)):
+            ref = self.resolve(ref, branch=branch)
+        table_sql, ref_sql = quote_identifier(validate_table(table)), quote_string(ref)
         self._require()
         with repository_lock(self.database, exclusive=False):
             where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
@@ -532,8 +781,8 @@ class DoltCLIEngine:
         self._require()
         with repository_lock(self.database, exclusive=False):
             try:
-                at = quote_string(validate_ref(ref or "HEAD"))
-                info = self._sql_json(f"SELECT database() AS db, dolt_hashof({at}) AS h;")[0][0]
+                at = _hash_expression(validate_ref(ref or "HEAD"))
+                info = self._sql_json(f"SELECT database() AS db, {at} AS h;")[0][0]
                 revision = quote_identifier(f"{info['db']}/{info['h']}")
                 data = self._sql(f"USE {revision};\n{sql.strip().rstrip(';')};", fmt="parquet")
             except DoltCommandError as exc:

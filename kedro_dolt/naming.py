@@ -34,8 +34,28 @@ def validate_branch(name: str, *, key: str = "branch") -> str:
     return name
 
 
+# A ref at a point in time, git's reflog syntax: ``main@{2026-11-24 07:00:00}`` (UTC).
+# An empty base (``@{...}``) means the dataset's own branch.
+_TIME_REF_RE = re.compile(
+    r"^(?P<base>[A-Za-z0-9_][A-Za-z0-9_.\-/]*)?@\{(?P<time>\d{4}-\d\d-\d\d"
+    r"(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)?)Z?\}$"
+)
+
+
+def parse_time_ref(ref: str) -> tuple[str | None, str] | None:
+    """``(base, 'YYYY-MM-DD HH:MM:SS')`` for a ``base@{time}`` ref, else ``None``."""
+    match = _TIME_REF_RE.match(ref)
+    if not match:
+        return None
+    # A date alone means its midnight, as in Dolt's AS OF TIMESTAMP('2026-11-24').
+    return match.group("base"), match.group("time").replace("T", " ")
+
+
 def validate_ref(ref: str, *, key: str = "ref") -> str:
-    """Return ``ref`` if it names a branch, tag, commit hash or ``X~N``/``X^`` ancestor."""
+    """Return ``ref`` if it names a branch, tag, commit hash, ``X~N``/``X^`` ancestor or
+    ``X@{time}`` point in time."""
+    if isinstance(ref, str) and parse_time_ref(ref) is not None:
+        return ref
     if (
         not isinstance(ref, str)
         or not _REF_RE.match(ref)
@@ -45,7 +65,8 @@ def validate_ref(ref: str, *, key: str = "ref") -> str:
     ):
         raise DoltError(
             f"Invalid {key} {ref!r}: not a Dolt ref.",
-            fix="give a branch, a tag, a commit hash or an ancestor like 'main~1' or 'HEAD~2'.",
+            fix="give a branch, a tag, a commit hash, an ancestor like 'main~1' or 'HEAD~2', "
+            "or a time like 'main@{2026-11-24 07:00:00}' (UTC).",
         )
     return ref
 

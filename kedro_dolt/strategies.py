@@ -1,32 +1,60 @@
 """Branch strategies: where a save commits and what a load reads by default.
 
-The dataset delegates every branch decision to one of these objects. A catalog may give a
-plain string (``branch: main``), a mapping (``branch: {strategy: append, name: main}``) or an
-object; :func:`branch_strategy` turns each into a strategy.
+The dataset delegates every branch decision to one of these objects:
+
+* :class:`AppendBranch` commits each save onto a branch;
+* :class:`NewBranch` creates a branch from a start point on first use, then commits onto it;
+* :class:`MergeBranch` writes on top of a commit on a temporary branch and merges that into a
+  target branch (a real three-way merge), resolving conflicts as configured.
+
+A catalog may give a plain string (``branch: main``), a mapping (``branch: {strategy: new,
+name: exp-1, start_point: main}``) or an object; :func:`branch_strategy` turns each into a
+strategy. The YAML and Python forms are equivalent.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
-from .engine import CommitResult, DoltEngine
+from .engine import DoltEngine, MergeResult
 from .errors import DoltError
-from .naming import validate_branch
+from .naming import validate_branch, validate_ref
 from .schema import TableSchema
+
+logger = logging.getLogger(__name__)
+
+ON_CONFLICT = ("fail", "ours", "theirs")
+TEMP_BRANCH_PREFIX = "kedro-dolt/merge-"
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    """Where a save's data now lives: the branch, its head before and after, the merge."""
+
+    branch: str
+    from_commit: str
+    to_commit: str
+    merge: MergeResult | None = None
 
 
 class BranchStrategy(Protocol):
     """Decides the branch a save commits to and the ref a load reads by default."""
 
-    @property
-    def branch(self) -> str | None:
-        """The branch loads resolve ``HEAD`` against (``None``: the checked-out branch)."""
+    kind: ClassVar[str]
 
-    def load_ref(self) -> str: ...
+    @property
+    def target_branch(self) -> str | None:
+        """The branch saves land on (``None``: the checked-out branch); pulled and pushed."""
+
+    def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
+        """``(ref, branch)``: what a load reads, and the branch ``HEAD`` resolves against."""
 
     def save(
         self,
@@ -36,7 +64,7 @@ class BranchStrategy(Protocol):
         *,
         schema: TableSchema,
         message: str,
-    ) -> CommitResult: ...
+    ) -> SaveOutcome: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -45,17 +73,23 @@ class BranchStrategy(Protocol):
 class AppendBranch:
     """Commit each save onto ``branch`` (default: the repository's checked-out branch).
 
-    YAML: ``branch: main`` or ``branch: {strategy: append, name: main}``.
+    YAML: ``branch: main`` or ``branch: {strategy: append, name: main}``. Use it for the
+    ordinary case: one line of history per table.
     """
 
     branch: str | None = None
+    kind: ClassVar[str] = "append"
 
     def __post_init__(self) -> None:
         if self.branch is not None:
             validate_branch(self.branch)
 
-    def load_ref(self) -> str:
-        return self.branch or "HEAD"
+    @property
+    def target_branch(self) -> str | None:
+        return self.branch
+
+    def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
+        return self.branch or "HEAD", self.branch
 
     def save(
         self,
@@ -65,14 +99,152 @@ class AppendBranch:
         *,
         schema: TableSchema,
         message: str,
-    ) -> CommitResult:
-        return engine.write_table(table, frame, schema=schema, branch=self.branch, message=message)
+    ) -> SaveOutcome:
+        result = engine.write_table(
+            table, frame, schema=schema, branch=self.branch, message=message
+        )
+        return SaveOutcome(result.branch, result.from_commit, result.to_commit)
 
     def describe(self) -> dict[str, Any]:
-        return {"strategy": "append", "name": self.branch}
+        return {"strategy": self.kind, "name": self.branch}
 
 
-_STRATEGIES: dict[str, type[AppendBranch]] = {"append": AppendBranch}
+@dataclass(frozen=True)
+class NewBranch:
+    """Create ``branch`` from ``start_point`` when it is missing, then commit onto it.
+
+    Loads read ``branch``, or ``start_point`` while the branch does not exist yet. YAML:
+    ``branch: {strategy: new, name: exp-1, start_point: main}``. Use it for experiments
+    whose outputs should not touch the main line.
+    """
+
+    branch: str
+    start_point: str = "main"
+    kind: ClassVar[str] = "new"
+
+    def __post_init__(self) -> None:
+        validate_branch(self.branch)
+        validate_ref(self.start_point, key="start_point")
+
+    @property
+    def target_branch(self) -> str | None:
+        return self.branch
+
+    def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
+        heads = engine.state().heads if engine.exists() else {}
+        if self.branch in heads:
+            return self.branch, self.branch
+        return self.start_point, self.start_point if self.start_point in heads else None
+
+    def save(
+        self,
+        engine: DoltEngine,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        schema: TableSchema,
+        message: str,
+    ) -> SaveOutcome:
+        if not engine.exists():
+            engine.ensure_repository(initial_branch=_branch_name_or_none(self.start_point))
+        if not engine.branch_exists(self.branch):
+            engine.create_branch(self.branch, self.start_point, exist_ok=True)
+        result = engine.write_table(
+            table, frame, schema=schema, branch=self.branch, message=message
+        )
+        return SaveOutcome(result.branch, result.from_commit, result.to_commit)
+
+    def describe(self) -> dict[str, Any]:
+        return {"strategy": self.kind, "name": self.branch, "start_point": self.start_point}
+
+
+@dataclass(frozen=True)
+class MergeBranch:
+    """Write on top of ``branch_from`` on a temporary branch, commit, merge into ``merge_to``.
+
+    A real three-way merge: if ``merge_to`` moved since ``branch_from``, both its changes and
+    the saved ones survive. ``on_conflict``: ``fail`` (raise, listing the conflicting keys,
+    ``merge_to`` unchanged), ``ours`` (keep ``merge_to``'s cells) or ``theirs`` (keep the new
+    data). The temporary branch is removed in every outcome. Loads read ``merge_to``. YAML:
+    ``branch: {strategy: merge, from: c2, into: main, on_conflict: fail}``. Use it when a
+    step recomputes a table from an older snapshot while others keep editing the branch.
+    """
+
+    branch_from: str
+    merge_to: str = "main"
+    on_conflict: str = "fail"
+    kind: ClassVar[str] = "merge"
+
+    def __post_init__(self) -> None:
+        validate_ref(self.branch_from, key="from")
+        validate_branch(self.merge_to, key="into")
+        if self.on_conflict not in ON_CONFLICT:
+            raise DoltError(
+                f"Invalid on_conflict {self.on_conflict!r} for the merge strategy.",
+                fix=f"use one of {list(ON_CONFLICT)}.",
+            )
+
+    @property
+    def target_branch(self) -> str | None:
+        return self.merge_to
+
+    def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
+        return self.merge_to, self.merge_to
+
+    def save(
+        self,
+        engine: DoltEngine,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        schema: TableSchema,
+        message: str,
+    ) -> SaveOutcome:
+        if not engine.exists():
+            engine.ensure_repository(initial_branch=self.merge_to)
+        temp = f"{TEMP_BRANCH_PREFIX}{uuid.uuid4().hex[:12]}"
+        engine.create_branch(temp, self.branch_from)
+        try:
+            engine.write_table(table, frame, schema=schema, branch=temp, message=message)
+            summary, _, trailers = message.partition("\n\n")
+            merged = engine.merge(
+                temp,
+                self.merge_to,
+                message=f"{summary} (merged from {self.branch_from} into {self.merge_to})"
+                f"\n\n{trailers}",
+                on_conflict=self.on_conflict,
+            )
+        finally:
+            with contextlib.suppress(DoltError):
+                engine.delete_branch(temp)
+        return SaveOutcome(self.merge_to, merged.from_commit, merged.to_commit, merge=merged)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "strategy": self.kind,
+            "from": self.branch_from,
+            "into": self.merge_to,
+            "on_conflict": self.on_conflict,
+        }
+
+
+def _branch_name_or_none(ref: str) -> str | None:
+    try:
+        return validate_branch(ref)
+    except DoltError:
+        return None
+
+
+# YAML keys -> constructor arguments, per strategy.
+_FROM_CONFIG: dict[str, tuple[type, dict[str, str], set[str]]] = {
+    "append": (AppendBranch, {"name": "branch"}, set()),
+    "new": (NewBranch, {"name": "branch", "start_point": "start_point"}, {"name"}),
+    "merge": (
+        MergeBranch,
+        {"from": "branch_from", "into": "merge_to", "on_conflict": "on_conflict"},
+        {"from", "into"},
+    ),
+}
 
 
 def branch_strategy(value: str | Mapping[str, Any] | BranchStrategy | None) -> BranchStrategy:
@@ -82,23 +254,28 @@ def branch_strategy(value: str | Mapping[str, Any] | BranchStrategy | None) -> B
     if isinstance(value, Mapping):
         config = dict(value)
         kind = config.pop("strategy", "append")
-        if kind not in _STRATEGIES:
+        if kind not in _FROM_CONFIG:
             raise DoltError(
                 f"Unknown branch strategy {kind!r}.",
-                fix=f"use one of {sorted(_STRATEGIES)}, "
-                "e.g. branch: {strategy: append, name: main}.",
+                fix=f"use one of {sorted(_FROM_CONFIG)}, "
+                "e.g. branch: {strategy: merge, from: c2, into: main}.",
             )
-        name = config.pop("name", None)
-        if config:
+        cls, keys, required = _FROM_CONFIG[kind]
+        unknown = sorted(set(config) - set(keys))
+        missing = sorted(required - set(config))
+        if unknown or missing:
+            problem = f"unknown key(s) {unknown}" if unknown else f"missing key(s) {missing}"
             raise DoltError(
-                f"Unknown key(s) {sorted(config)} in branch: {{strategy: {kind}, ...}}.",
-                fix="the append strategy takes only 'name'.",
+                f"branch: {{strategy: {kind}, ...}} has {problem}.",
+                fix=f"the {kind} strategy takes {sorted(keys)} "
+                f"({', '.join(sorted(required)) or 'none'} required).",
             )
-        return AppendBranch(name)
-    if hasattr(value, "save") and hasattr(value, "load_ref"):
+        strategy: BranchStrategy = cls(**{keys[k]: v for k, v in config.items()})
+        return strategy
+    if all(hasattr(value, attr) for attr in ("save", "load_location", "target_branch")):
         return value
     raise DoltError(
         f"Invalid branch {value!r}.",
         fix="give a branch name, a mapping like {strategy: append, name: main}, "
-        "or a strategy object.",
+        "or a strategy object (AppendBranch, NewBranch, MergeBranch).",
     )

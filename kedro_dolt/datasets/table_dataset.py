@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from copy import deepcopy
 from typing import Any, ClassVar
 
 import pandas as pd
-from kedro.io.core import AbstractDataset, DatasetError
+from kedro.io.core import AbstractDataset, DatasetError, Version
 from kedro_datasets._typing import TablePreview
 
 from .. import context
 from ..commits import commit_message, save_trailers
 from ..engine import DoltCLIEngine, DoltEngine
-from ..naming import validate_column, validate_ref, validate_table
+from ..metadata import ActionRecord, emit
+from ..naming import validate_branch, validate_column, validate_ref, validate_table
+from ..remote import Remote
 from ..schema import TableSchema
 from ..strategies import BranchStrategy, branch_strategy
 
@@ -85,7 +88,11 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """
 
     DEFAULT_LOAD_ARGS: ClassVar[dict[str, Any]] = {"columns": None}
-    DEFAULT_SAVE_ARGS: ClassVar[dict[str, Any]] = {"primary_key": None, "commit_message": None}
+    DEFAULT_SAVE_ARGS: ClassVar[dict[str, Any]] = {
+        "primary_key": None,
+        "commit_message": None,
+        "tag": None,
+    }
 
     def __init__(
         self,
@@ -94,29 +101,42 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         table: str,
         branch: str | Mapping[str, Any] | BranchStrategy | None = None,
         ref: str | None = None,
+        remote: Remote | Mapping[str, Any] | None = None,
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
+        version: Version | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Validate the configuration; nothing here touches Dolt (kedro-viz builds every
         dataset at start-up).
 
         Args:
-            database: Path of a local Dolt repository, created with ``dolt init`` on the first
-                save. Relative paths are relative to the Kedro project root.
+            database: Path of a local Dolt repository, created with ``dolt init`` (or cloned
+                from ``remote``) on first use. Relative paths are relative to the Kedro
+                project root.
             table: The table name.
             branch: Where saves commit: a branch name, a strategy mapping or a strategy
-                object. Default: the repository's checked-out branch.
-            ref: What loads read: branch, tag, commit hash or ``X~N``. Default: the save
-                branch. ``HEAD`` means the save branch's head.
+                object (``AppendBranch``, ``NewBranch``, ``MergeBranch``). Default: the
+                repository's checked-out branch.
+            ref: What loads read: branch, tag, commit hash, ``X~N`` or ``X@{time}``.
+                Default: the strategy's branch. ``HEAD`` means that branch's head.
+            remote: A ``Remote`` or mapping ``{name, url, pull, push}``.
             load_args: ``columns``: a list of columns to load.
             save_args: ``primary_key``: a column or list of columns (default: a keyless
-                table whose row order is not kept); ``commit_message``: the summary line.
+                table whose row order is not kept); ``commit_message``: the summary line;
+                ``tag``: tag each save's commit, ``{run_id}``/``{dataset}``/``{table}``
+                are filled in.
+            version: Set by Kedro for ``versioned: true``. Its load version (from
+                ``--load-versions``) is a commit hash, tag, branch or Kedro run id.
             metadata: Anything; kept for plugins such as kedro-viz, ignored by the dataset.
         """
         self._table = validate_table(table)
         self._strategy = branch_strategy(branch)
+        self._remote = Remote.from_config(remote)
         self._ref = validate_ref(ref) if ref is not None else None
+        self._version = version
+        if version is not None and version.load is not None and not _RUN_ID_RE.match(version.load):
+            validate_ref(version.load, key="load version")
         self._load_args = _merge_args(self.DEFAULT_LOAD_ARGS, load_args, name="load_args")
         self._save_args = _merge_args(self.DEFAULT_SAVE_ARGS, save_args, name="save_args")
         columns = self._load_args["columns"]
@@ -132,15 +152,50 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def engine(self) -> DoltEngine:
         return self._engine
 
-    def _load_ref(self) -> str:
-        return self._ref or self._strategy.load_ref()
+    def _load_location(self) -> tuple[str, str | None]:
+        """``(ref, branch)`` to read: the load version, else ``ref``, else the strategy's."""
+        ref, branch = self._strategy.load_location(self._engine)
+        wanted = self._version.load if self._version is not None else None
+        if wanted and _RUN_ID_RE.match(wanted):
+            found = self._engine.find_run_commit(wanted, table=self._table, branch=branch)
+            # No commit of this table by that run: its data was unchanged, so the table's
+            # state at the run's start is what the run saw.
+            return found or f"{branch or ''}@{{{_run_id_time(wanted)}}}", branch
+        return wanted or self._ref or ref, branch
+
+    def _record(self, kind: str, **fields: Any) -> ActionRecord:
+        record = ActionRecord(
+            kind=kind,
+            dataset=context.current_dataset(),
+            database=str(self._engine.database),
+            table=self._table,
+            strategy=self._strategy.kind,
+            run_id=context.current_run_id(),
+            pipeline=context.process.pipeline,
+            node=context.current_node(),
+            **fields,
+        )
+        emit(record)
+        return record
 
     def load(self) -> pd.DataFrame:
+        pulled = (
+            self._remote.pull_branch(self._engine, self._strategy.target_branch)
+            if (self._remote)
+            else None
+        )
+        ref, branch = self._load_location()
         read = self._engine.read_table(
-            self._table,
-            ref=self._load_ref(),
-            branch=self._strategy.branch,
-            columns=self._load_args["columns"],
+            self._table, ref=ref, branch=branch, columns=self._load_args["columns"]
+        )
+        self._record(
+            "load",
+            branch=branch,
+            ref=ref,
+            from_commit=None,
+            to_commit=read.commit,
+            rows=len(read.frame),
+            pulled=pulled.to_dict() if pulled else None,
         )
         return read.frame
 
@@ -150,21 +205,68 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 f"DoltTableDataset saves pandas DataFrames, got {type(data).__name__}."
             )
         schema = TableSchema.from_frame(data, self._primary_key)
+        run_id = context.current_run_id() or (self._version.save if self._version else None)
         trailers = save_trailers(dataset=context.current_dataset(), table=self._table)
+        if run_id:
+            trailers["run_id"] = run_id
         message = commit_message(self._save_args["commit_message"], trailers)
-        self._strategy.save(self._engine, self._table, data, schema=schema, message=message)
+        tag = self._tag_name(run_id)  # validated before anything is written
+
+        pulled = None
+        if self._remote is not None:
+            pulled = self._remote.pull_branch(self._engine, self._strategy.target_branch)
+        outcome = self._strategy.save(
+            self._engine, self._table, data, schema=schema, message=message
+        )
+        if tag:
+            self._engine.tag(tag, outcome.to_commit, f"kedro-dolt: {self._table} at {run_id}")
+        pushed = False
+        if self._remote is not None:
+            pushed = self._remote.push_branch(self._engine, outcome.branch)
+            if pushed and tag:
+                self._engine.push(self._remote.name, tag)
+        self._record(
+            "save",
+            branch=outcome.branch,
+            ref=None,
+            from_commit=outcome.from_commit,
+            to_commit=outcome.to_commit,
+            rows=len(data),
+            merge=outcome.merge.to_dict() if outcome.merge else None,
+            pulled=pulled.to_dict() if pulled else None,
+            pushed=pushed,
+            tag=tag,
+        )
+
+    def _tag_name(self, run_id: str | None) -> str | None:
+        template = self._save_args["tag"]
+        if not template:
+            return None
+        values = {
+            "run_id": run_id or "no-run",
+            "dataset": context.current_dataset() or self._table,
+            "table": self._table,
+        }
+        try:
+            name = str(template).format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise DatasetError(
+                f"Invalid save_args.tag {template!r}: {exc}. Fix: use only the "
+                "placeholders {run_id}, {dataset} and {table}."
+            ) from exc
+        return validate_branch(name.replace(" ", "-"), key="save_args.tag")
 
     def _exists(self) -> bool:
-        return self._engine.has_table(
-            self._table, ref=self._load_ref(), branch=self._strategy.branch
-        )
+        ref, branch = self._load_location()
+        return self._engine.has_table(self._table, ref=ref, branch=branch)
 
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first ``nrows`` rows for kedro-viz's table preview."""
+        ref, branch = self._load_location()
         read = self._engine.read_table(
             self._table,
-            ref=self._load_ref(),
-            branch=self._strategy.branch,
+            ref=ref,
+            branch=branch,
             columns=self._load_args["columns"],
             limit=nrows,
         )
@@ -172,11 +274,26 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return TablePreview(json.loads(read.frame.to_json(orient="split", date_format="iso")))
 
     def _describe(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "database": str(self._engine.database),
             "table": self._table,
             "branch": self._strategy.describe(),
-            "ref": self._load_ref(),
+            "ref": self._ref,
             "load_args": self._load_args,
             "save_args": self._save_args,
         }
+        if self._remote is not None:
+            described["remote"] = self._remote.describe()
+        if self._version is not None:
+            described["version"] = self._version
+        return described
+
+
+_RUN_ID_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z$")
+
+
+def _run_id_time(run_id: str) -> str:
+    """Kedro's run id ``2026-11-24T07.01.12.421Z`` as the UTC time ``2026-11-24 07:01:12.421``."""
+    day, _, clock = run_id.rstrip("Z").partition("T")
+    hours, minutes, seconds, millis = clock.split(".")
+    return f"{day} {hours}:{minutes}:{seconds}.{millis}"

@@ -364,7 +364,7 @@ class TestDatasetContract:
         described = dataset._describe()
         assert described["database"] == str(repo)
         assert described["table"] == "c"
-        assert described["ref"] == "dev"
+        assert described["ref"] is None  # the strategy decides: branch dev
         assert described["branch"] == {"strategy": "append", "name": "dev"}
         assert described["save_args"]["primary_key"] == "id"
 

@@ -1,0 +1,127 @@
+"""``Remote``: keep a dataset's repository in step with a Dolt remote.
+
+Before a load or a save the relevant branch is pulled (fetch + merge); after a successful save
+it is pushed. A push rejected as non-fast-forward is recovered by pull-merge-push, a bounded
+number of times, never by ``--force``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import DoltEngine, MergeResult
+from .errors import DoltError
+from .naming import validate_branch
+
+logger = logging.getLogger(__name__)
+
+#: How often a rejected push is retried after pulling the remote's new commits.
+PUSH_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A Dolt remote: ``Remote(name="origin", url="file:///srv/dolt/warehouse")``.
+
+    YAML: ``remote: {name: origin, url: ..., pull: true, push: true}``. ``url`` may be left
+    out when the repository already has the remote. When ``database`` does not exist yet and a
+    url is given, the first use clones it.
+    """
+
+    name: str = "origin"
+    url: str | None = None
+    pull: bool = True
+    push: bool = True
+
+    def __post_init__(self) -> None:
+        validate_branch(self.name, key="remote name")
+        if self.url is not None and (not isinstance(self.url, str) or "://" not in self.url):
+            raise DoltError(
+                f"Invalid remote url {self.url!r}.",
+                fix="give a url with a scheme: file:///abs/dir, "
+                "https://doltremoteapi.dolthub.com/org/repo, aws://[table:bucket]/db, "
+                "gs://bucket/path.",
+            )
+
+    @classmethod
+    def from_config(cls, value: Remote | Mapping[str, Any] | None) -> Remote | None:
+        if value is None or isinstance(value, Remote):
+            return value
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"name", "url", "pull", "push"})
+            if unknown:
+                raise DoltError(
+                    f"Unknown key(s) {unknown} in remote.",
+                    fix="use name, url, pull and push, e.g. "
+                    "remote: {name: origin, url: file:///srv/dolt/warehouse}.",
+                )
+            return cls(**dict(value))
+        raise DoltError(
+            f"Invalid remote {value!r}.",
+            fix="give a mapping like {name: origin, url: file:///srv/dolt/warehouse}.",
+        )
+
+    def prepare(self, engine: DoltEngine) -> None:
+        """Clone on first use, else make sure the repository knows this remote."""
+        if not engine.exists():
+            if self.url is None:
+                return  # the first save will `dolt init`
+            engine.clone(self.url, remote=self.name)
+            return
+        known = engine.remotes()
+        if self.name not in known:
+            if self.url is None:
+                raise DoltError(
+                    f"Remote {self.name!r} is not configured in {engine.database}.",
+                    fix=f"add url: to the remote entry or run `dolt remote add {self.name} URL`.",
+                )
+            engine.add_remote(self.name, self.url)
+        elif self.url is not None and known[self.name] != self.url:
+            logger.warning(
+                "Remote %r of %s points at %s, not %s as configured; using the repository's.",
+                self.name,
+                engine.database,
+                known[self.name],
+                self.url,
+                extra={"markup": False},
+            )
+
+    def pull_branch(self, engine: DoltEngine, branch: str | None) -> MergeResult | None:
+        """Bring ``branch`` up to date with the remote (when ``pull`` is on)."""
+        self.prepare(engine)
+        if not self.pull or not engine.exists():
+            return None
+        return engine.pull(self.name, branch or engine.active_branch())
+
+    def push_branch(self, engine: DoltEngine, branch: str) -> bool:
+        """Push ``branch`` (when ``push`` is on); recover rejections by pull-merge-push."""
+        if not self.push:
+            return False
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            try:
+                engine.push(self.name, branch)
+                return True
+            except DoltError as exc:
+                rejected = "rejected" in exc.dolt_message or "non-fast-forward" in exc.dolt_message
+                if not rejected or attempt == PUSH_ATTEMPTS:
+                    raise
+                logger.info(
+                    "Push of %s to %s was rejected (attempt %d); pulling and retrying.",
+                    branch,
+                    self.name,
+                    attempt,
+                    extra={"markup": False},
+                )
+                engine.pull(self.name, branch)  # a conflict raises; nothing merged then
+        return False  # unreachable: the last attempt returns or raises
+
+    def describe(self) -> dict[str, Any]:
+        # Urls may embed credentials (https://user:token@host): show scheme and host only.
+        url = self.url
+        if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+            scheme, rest = url.split("://", 1)
+            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return {"name": self.name, "url": url, "pull": self.pull, "push": self.push}
