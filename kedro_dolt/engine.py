@@ -221,6 +221,7 @@ class DoltEngine(Protocol):
     def pull(self, remote: str, branch: str) -> MergeResult | None: ...
     def push(self, remote: str, branch: str) -> None: ...
     def tag(self, name: str, ref: str, message: str = "") -> None: ...
+    def tags(self) -> dict[str, str]: ...
     def log(self, ref: str | None = None, limit: int | None = None) -> list[LogEntry]: ...
     def has_table(self, table: str, *, ref: str, branch: str | None = None) -> bool: ...
     def read_table(
@@ -549,6 +550,11 @@ class DoltCLIEngine:
             what=f"Cannot tag {ref!r} as {name!r}.",
         )
 
+    def tags(self) -> dict[str, str]:
+        """Tag name -> the commit it names."""
+        rows = self._read("SELECT tag_name, tag_hash FROM dolt_tags;", what="Cannot list tags.")
+        return {r["tag_name"]: r["tag_hash"] for r in (rows[0] if rows else [])}
+
     def log(self, ref: str | None = None, limit: int | None = None) -> list[LogEntry]:
         """Commits reachable from ``ref`` (default: the checked-out branch), newest first."""
         source = f"dolt_log({quote_string(validate_ref(ref))})" if ref else "dolt_log"
@@ -569,7 +575,7 @@ class DoltCLIEngine:
         ]
 
     def _write(
-        self, script: str, *, what: str, branch: str | None = None
+        self, script: str, *, what: str, branch: str | None = None, fix: str = ""
     ) -> list[list[dict[str, Any]]]:
         self._require()
         with repository_lock(self.database, exclusive=True):
@@ -577,7 +583,7 @@ class DoltCLIEngine:
                 return self._sql_json(script, branch=branch)
             except DoltCommandError as exc:
                 raise DoltError(
-                    what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message
+                    what, fix=explain(exc.dolt_message, fix), dolt_message=exc.dolt_message
                 ) from exc
 
     # -- remotes ------------------------------------------------------------------------------
@@ -591,6 +597,8 @@ class DoltCLIEngine:
             f"CALL dolt_remote('add', {quote_string(validate_branch(name, key='remote name'))}, "
             f"{quote_string(url)});",
             what=f"Cannot add remote {name!r} ({url}) to {self.database}.",
+            fix="check the remote url: file:///abs/dir must be a creatable directory; "
+            "https://, aws:// and gs:// remotes need their credentials (see the README).",
         )
 
     def clone(self, url: str, *, remote: str) -> None:

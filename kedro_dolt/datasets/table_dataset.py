@@ -210,7 +210,12 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if run_id:
             trailers["run_id"] = run_id
         message = commit_message(self._save_args["commit_message"], trailers)
-        tag = self._tag_name(run_id)  # validated before anything is written
+        tag = self._tag_name(run_id)  # checked before anything is written
+        if tag and self._engine.exists() and tag in self._engine.tags():
+            raise DatasetError(
+                f"Tag {tag!r} already exists in {self._engine.database}; nothing was saved. "
+                "Fix: put {run_id} in save_args.tag, or delete the old tag (`dolt tag -d`)."
+            )
 
         pulled = None
         if self._remote is not None:
