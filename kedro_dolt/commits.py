@@ -26,6 +26,7 @@ TRAILER_KEYS = {
     "run_id": "Kedro-Run-Id",
     "node": "Kedro-Node",
     "pipeline": "Kedro-Pipeline",
+    "project": "Kedro-Project",
     "kedro_version": "Kedro-Version",
 }
 _TRAILER_RE = re.compile(r"^(Kedro-[A-Za-z-]+): (.*)$")
@@ -38,7 +39,8 @@ def save_trailers(*, dataset: str | None, table: str) -> dict[str, str]:
         "table": table,
         "run_id": context.current_run_id(),
         "node": context.current_node(),
-        "pipeline": context.process.pipeline,
+        "pipeline": context.current_pipeline(),
+        "project": context.project_name(),
         "kedro_version": kedro.__version__,
     }
     return {k: v for k, v in values.items() if v}

@@ -1,20 +1,28 @@
 """What kedro-dolt knows about the surrounding Kedro run, set by ``DoltHooks``.
 
 Node and dataset names are per thread (ThreadRunner runs nodes in threads; ParallelRunner runs
-each node and its hooks in a worker process). The run id and project root are per process.
+each node and its hooks in a worker process). Run-wide values (run id, pipeline, run-level
+branch, the record spool) live in environment variables: ParallelRunner's worker processes
+start after ``before_pipeline_run`` and inherit them.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+RUN_ENV = {
+    "run_id": "KEDRO_DOLT_RUN_ID",
+    "pipeline": "KEDRO_DOLT_PIPELINE",
+    "branch": "KEDRO_DOLT_RUN_BRANCH",
+    "spool": "KEDRO_DOLT_SPOOL",
+}
+
 
 @dataclass
 class _Process:
-    run_id: str | None = None
-    pipeline: str | None = None
     project_root: Path | None = None
 
 
@@ -22,17 +30,29 @@ process = _Process()
 _local = threading.local()
 
 
-def set_node(node: str | None, run_id: str | None = None) -> None:
-    _local.node = node
-    if run_id:
-        _local.run_id = run_id
+def start_run(**values: str | None) -> None:
+    for key, value in values.items():
+        if value:
+            os.environ[RUN_ENV[key]] = value
+        else:
+            os.environ.pop(RUN_ENV[key], None)
+
+
+def run_value(key: str) -> str | None:
+    return os.environ.get(RUN_ENV[key]) or None
 
 
 def clear() -> None:
     """Forget the run: later saves outside ``kedro run`` carry no stale run id or node."""
     _local.__dict__.clear()
-    process.run_id = None
-    process.pipeline = None
+    for name in RUN_ENV.values():
+        os.environ.pop(name, None)
+
+
+def set_node(node: str | None, run_id: str | None = None) -> None:
+    _local.node = node
+    if run_id:
+        _local.run_id = run_id
 
 
 def set_dataset(name: str | None) -> None:
@@ -48,7 +68,21 @@ def current_dataset() -> str | None:
 
 
 def current_run_id() -> str | None:
-    return getattr(_local, "run_id", None) or process.run_id
+    return getattr(_local, "run_id", None) or run_value("run_id")
+
+
+def current_pipeline() -> str | None:
+    return run_value("pipeline")
+
+
+def run_branch() -> str | None:
+    return run_value("branch")
+
+
+def project_name() -> str | None:
+    from kedro.framework.project import PACKAGE_NAME
+
+    return PACKAGE_NAME
 
 
 def resolve_database(database: str | Path) -> Path:

@@ -104,6 +104,24 @@ def explain(dolt_message: str, default: str = "") -> str:
     return default
 
 
+def _lineage_statements(table: str, lineage_table: str, row: dict[str, Any]) -> list[str]:
+    """Create the lineage table if needed and add ``row``, only when ``table`` is staged."""
+    from .metadata import LINEAGE_COLUMNS  # the lineage table's schema is metadata's
+
+    name = quote_identifier(validate_table(lineage_table, key="meta table"))
+    columns = ", ".join(f"{quote_identifier(c)} {t}" for c, t in LINEAGE_COLUMNS.items())
+    names = ", ".join(quote_identifier(c) for c in LINEAGE_COLUMNS)
+    values = ", ".join(
+        "NULL" if row.get(c) is None else quote_string(str(row[c])) for c in LINEAGE_COLUMNS
+    )
+    return [
+        f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY (`id`));",
+        f"INSERT INTO {name} ({names}) SELECT {values} FROM DUAL WHERE EXISTS "
+        f"(SELECT 1 FROM dolt_status WHERE table_name = {quote_string(table)} AND staged);",
+        f"CALL dolt_add({quote_string(lineage_table)});",
+    ]
+
+
 def _hash_expression(ref: str) -> str:
     """SQL for the commit hash of ``ref``; a ``X@{time}`` ref picks X's last commit by then."""
     timed = parse_time_ref(ref)
@@ -133,12 +151,31 @@ def find_dolt_binary() -> str:
 
 
 @dataclass(frozen=True)
+class DiffStat:
+    """Rows added, modified and deleted in a table between two commits (``dolt_diff_stat``)."""
+
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any] | None) -> DiffStat:
+        row = row or {}
+        return cls(
+            int(row.get("rows_added") or 0),
+            int(row.get("rows_modified") or 0),
+            int(row.get("rows_deleted") or 0),
+        )
+
+
+@dataclass(frozen=True)
 class CommitResult:
     """What a save did: the branch, its head before and after (equal when nothing changed)."""
 
     branch: str
     from_commit: str
     to_commit: str
+    stats: DiffStat = field(default_factory=DiffStat)
 
     @property
     def committed(self) -> bool:
@@ -241,7 +278,16 @@ class DoltEngine(Protocol):
         schema: TableSchema,
         branch: str | None,
         message: str,
+        lineage: tuple[str, dict[str, Any]] | None = None,
     ) -> CommitResult: ...
+    def diff_stat(self, from_ref: str, to_ref: str, table: str) -> DiffStat: ...
+    def diff_rows(
+        self, from_ref: str, to_ref: str, table: str, *, branch: str | None, limit: int
+    ) -> pd.DataFrame: ...
+    def table_history(
+        self, table: str, *, branch: str | None, limit: int | None = None
+    ) -> list[LogEntry]: ...
+    def table_hash(self, table: str, *, ref: str, branch: str | None = None) -> str | None: ...
     def query(self, sql: str, *, ref: str | None = None) -> pd.DataFrame: ...
 
 
@@ -727,11 +773,14 @@ class DoltCLIEngine:
         schema: TableSchema,
         branch: str | None,
         message: str,
+        lineage: tuple[str, dict[str, Any]] | None = None,
     ) -> CommitResult:
         """Make ``frame`` the whole content of ``table`` on ``branch`` in at most one commit.
 
         ``branch=None`` writes to the checked-out branch. Nothing is checked out. Identical
         content makes no commit. On failure the table is restored and ``DoltError`` raised.
+        ``lineage=(lineage_table, row)`` adds ``row`` to that table in the same commit, only
+        when ``table`` changed (so an unchanged save still makes no commit).
         """
         table_sql = quote_identifier(validate_table(table))
         branch_args = validate_branch(branch) if branch else None
@@ -751,10 +800,14 @@ class DoltCLIEngine:
                 schema.ddl(table) + ";",
                 (load_data_statement(table, schema, str(path)) + ";") if rows else "",
                 f"CALL dolt_add({quote_string(table)});",
+                *(_lineage_statements(table, *lineage) if lineage else []),
                 f"CALL dolt_commit('--skip-empty', '--author', {quote_string(author)}, "
                 f"'-m', {quote_string(message)});",
-                "SELECT @kedro_dolt_from AS from_commit, dolt_hashof('HEAD') AS to_commit, "
+                "SET @kedro_dolt_to = dolt_hashof('HEAD');",
+                "SELECT @kedro_dolt_from AS from_commit, @kedro_dolt_to AS to_commit, "
                 "active_branch() AS branch;",
+                "SELECT * FROM dolt_diff_stat(@kedro_dolt_from, @kedro_dolt_to, "
+                f"{quote_string(table)});",
             ]
             try:
                 out = self._sql("\n".join(s for s in statements if s), branch=branch_args, cwd=tmp)
@@ -766,8 +819,95 @@ class DoltCLIEngine:
                     fix=explain(exc.dolt_message),
                     dolt_message=exc.dolt_message,
                 ) from exc
-        result = json.loads(out.decode("utf-8").splitlines()[-1])["rows"][0]
-        return CommitResult(result["branch"], result["from_commit"], result["to_commit"])
+        lines = [line for line in out.decode("utf-8").splitlines() if line.strip()]
+        *_, head, stats = (json.loads(line) for line in lines)
+        result = head["rows"][0]
+        return CommitResult(
+            result["branch"],
+            result["from_commit"],
+            result["to_commit"],
+            DiffStat.from_row((stats.get("rows") or [None])[0]),
+        )
+
+    def diff_stat(self, from_ref: str, to_ref: str, table: str) -> DiffStat:
+        if from_ref == to_ref:
+            return DiffStat()
+        rows = self._read(
+            f"SET @kedro_dolt_a = {_hash_expression(validate_ref(from_ref))};"
+            f"SET @kedro_dolt_b = {_hash_expression(validate_ref(to_ref))};"
+            "SELECT * FROM dolt_diff_stat(@kedro_dolt_a, @kedro_dolt_b, "
+            f"{quote_string(validate_table(table))});",
+            what=f"Cannot diff {table!r} between {from_ref!r} and {to_ref!r}.",
+        )
+        return DiffStat.from_row(rows[0][0] if rows and rows[0] else None)
+
+    def diff_rows(
+        self, from_ref: str, to_ref: str, table: str, *, branch: str | None, limit: int
+    ) -> pd.DataFrame:
+        """The first ``limit`` changed rows (``dolt_diff``: diff_type, from_*, to_*)."""
+        self._require()
+        with repository_lock(self.database, exclusive=False):
+            try:
+                data = self._sql(
+                    f"SET @kedro_dolt_a = {_hash_expression(validate_ref(from_ref))};"
+                    f"SET @kedro_dolt_b = {_hash_expression(validate_ref(to_ref))};"
+                    "SELECT * FROM dolt_diff(@kedro_dolt_a, @kedro_dolt_b, "
+                    f"{quote_string(validate_table(table))}) LIMIT {int(limit)};",
+                    branch=branch,
+                    fmt="parquet",
+                )
+            except DoltCommandError as exc:
+                raise DoltError(
+                    f"Cannot diff {table!r} between {from_ref!r} and {to_ref!r}.",
+                    fix=explain(exc.dolt_message),
+                    dolt_message=exc.dolt_message,
+                ) from exc
+        return decode_table(pq.read_table(BytesIO(data))) if data else pd.DataFrame()
+
+    def table_history(
+        self, table: str, *, branch: str | None, limit: int | None = None
+    ) -> list[LogEntry]:
+        """Commits of ``branch`` that changed ``table``, newest first (``dolt_diff``)."""
+        lim = f" LIMIT {int(limit)}" if limit else ""
+        rows = self._read(
+            "SELECT commit_hash, committer, email, date, message FROM dolt_diff "
+            f"WHERE table_name = {quote_string(validate_table(table))} "
+            f"AND commit_hash <> 'WORKING' AND commit_hash <> 'STAGED' ORDER BY date DESC{lim};",
+            branch=branch,
+            what=f"Cannot read the history of {table!r}.",
+        )
+        return [
+            LogEntry(
+                r["commit_hash"],
+                r.get("committer", ""),
+                r.get("email", ""),
+                str(r.get("date", "")),
+                r.get("message", ""),
+            )
+            for r in (rows[0] if rows else [])
+        ]
+
+    def table_hash(self, table: str, *, ref: str, branch: str | None = None) -> str | None:
+        """Dolt's content hash of ``table`` (schema + rows) at ``ref``; ``None`` if absent."""
+        rows = self._read(
+            f"SELECT database() AS db, {_hash_expression(validate_ref(ref))} AS h;",
+            branch=branch,
+            what=f"Unknown ref {ref!r} in {self.database}.",
+        )
+        database, commit = rows[0][0]["db"].split("/")[0], rows[0][0].get("h")
+        if not commit:
+            return None
+        try:
+            hashed = self._read(
+                f"USE {quote_identifier(f'{database}/{commit}')};"
+                f"SELECT dolt_hashof_table({quote_string(validate_table(table))}) AS h;",
+                what=f"Cannot hash table {table!r} at {ref!r}.",
+            )
+        except DoltError as exc:
+            if "not found" in exc.dolt_message:
+                return None
+            raise
+        return str(hashed[-1][0]["h"])
 
     def _restore_table(self, table: str, branch: str | None) -> None:
         """Undo a failed save's working-set changes to ``table`` (and only to it)."""

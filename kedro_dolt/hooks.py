@@ -1,52 +1,336 @@
-"""``DoltHooks``: tells Dolt datasets which Kedro run, node and dataset they work for.
+"""``DoltHooks``: Dolt metadata in Kedro's run logs, run manifests and run-level branches.
 
 Registered through the ``kedro.hooks`` entry point; disable it with
 ``DISABLE_HOOKS_FOR_PLUGINS = ("kedro-dolt",)`` in ``settings.py``.
+
+* Tells Dolt datasets which run, pipeline, node and dataset they work for (commit trailers).
+* Logs one INFO line per Dolt action and, at the end of a run, a summary per database.
+* Writes a JSON run manifest with every action record of the run, also under
+  ParallelRunner: each process appends its records to a spool file named in the environment,
+  which worker processes inherit.
+* ``kedro run --params dolt_branch=NAME`` sends every Dolt dataset to branch NAME;
+  ``dolt_merge=true`` merges NAME back into each dataset's own branch when the run succeeds.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
 from . import context as run_context
+from .engine import DoltCLIEngine
+from .errors import DoltError
+from .metadata import ActionRecord, subscribe
+from .naming import validate_branch
+
+logger = logging.getLogger("kedro_dolt")
+# Kedro's default logging shows its own loggers at INFO, plugins' only at WARNING: show ours
+# unless the project's logging.yml says otherwise.
+if logger.level == logging.NOTSET:
+    logger.setLevel(logging.INFO)
+
+CONFIG_PATTERNS = ["dolt*", "dolt*/**", "**/dolt*"]
+MANIFEST_DIR_ENV = "KEDRO_DOLT_MANIFEST_DIR"
+DEFAULT_MANIFEST_DIR = "data/kedro_dolt/runs"
+_NO_MARKUP = {"markup": False}  # branch names like [main] must not be read as rich markup
+
+
+@dataclass
+class HookConfig:
+    """``conf/<env>/dolt.yml``: ``manifest_dir`` (relative to the project root)."""
+
+    manifest_dir: str = DEFAULT_MANIFEST_DIR
+
+
+def _short(commit: str | None) -> str:
+    return (commit or "-")[:7]
+
+
+def describe_action(record: ActionRecord) -> str:
+    """The log line of one action, e.g. ``Dolt: saved companies -> warehouse@main a..b``."""
+    name = record.dataset or record.table
+    where = f"{Path(record.database).name}@{record.branch or 'HEAD'}"
+    if record.kind == "load":
+        return f"Dolt: loaded {name} <- {where} {_short(record.to_commit)} ({record.rows} rows)"
+    if record.committed:
+        change = (
+            f"{_short(record.from_commit)}..{_short(record.to_commit)} "
+            f"(+{record.rows_added} ~{record.rows_modified} -{record.rows_deleted} rows)"
+        )
+    else:
+        change = f"{_short(record.to_commit)} (unchanged, no commit)"
+    line = f"Dolt: saved {name} -> {where} {change}"
+    if record.merge:
+        merge = record.merge
+        how = "fast-forward" if merge.get("fast_forward") else "merge"
+        line += f", {how} into {merge['into']}"
+        if merge.get("conflicts"):
+            line += f" ({merge['conflicts']} conflicts resolved: {merge.get('resolved')})"
+    if record.pushed:
+        line += ", pushed"
+    return line
+
+
+def _on_record(record: ActionRecord) -> None:
+    logger.info(describe_action(record), extra=_NO_MARKUP)
+    spool = run_context.run_value("spool")
+    if spool:
+        line = (json.dumps(record.to_dict(), default=str) + "\n").encode("utf-8")
+        with open(spool, "ab") as handle:  # one locked append per record, from any process
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.write(line)
+
+
+_listening: list[bool] = []
+
+
+def _listen() -> None:
+    """Subscribe the log/spool listener once per process (parent and each worker)."""
+    if not _listening:
+        subscribe(_on_record)
+        _listening.append(True)
+
+
+def _read_spool(path: str | None) -> list[ActionRecord]:
+    if not path or not Path(path).exists():
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [ActionRecord.from_dict(json.loads(line)) for line in lines if line.strip()]
+
+
+def summarize(records: list[ActionRecord]) -> dict[str, dict[str, Any]]:
+    """Per database: branches touched, first and last commit, tables written with changes."""
+    summary: dict[str, dict[str, Any]] = {}
+    for record in records:
+        entry = summary.setdefault(
+            record.database,
+            {"branches": [], "first_commit": None, "last_commit": None, "tables_written": {}},
+        )
+        if record.branch and record.branch not in entry["branches"]:
+            entry["branches"].append(record.branch)
+        if record.kind != "save":
+            continue
+        entry["first_commit"] = entry["first_commit"] or record.from_commit
+        entry["last_commit"] = record.to_commit
+        table = entry["tables_written"].setdefault(
+            record.table, {"commits": 0, "added": 0, "modified": 0, "deleted": 0}
+        )
+        table["commits"] += int(record.committed)
+        table["added"] += record.rows_added
+        table["modified"] += record.rows_modified
+        table["deleted"] += record.rows_deleted
+    return summary
 
 
 class DoltHooks:
+    def __init__(self) -> None:
+        self._config = HookConfig()
+        self._merge_back = False
+
+    # -- run context -------------------------------------------------------------------------
+
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         # Before the catalog is built, so relative databases resolve against the project.
         run_context.process.project_root = Path(context.project_path)
+        self._config = self._load_config(context)
+
+    @staticmethod
+    def _load_config(context: Any) -> HookConfig:
+        loader = context.config_loader
+        try:
+            loader.config_patterns.setdefault("dolt", CONFIG_PATTERNS)
+            raw = loader["dolt"]
+        except Exception:  # no dolt.yml (MissingConfigException) or a loader without patterns
+            raw = {}
+        unknown = sorted(set(raw) - {"manifest_dir"})
+        if unknown:
+            logger.warning("Ignoring unknown key(s) %s in dolt.yml.", unknown, extra=_NO_MARKUP)
+        return HookConfig(manifest_dir=str(raw.get("manifest_dir", DEFAULT_MANIFEST_DIR)))
+
+    def _manifest_dir(self) -> Path:
+        configured = Path(os.environ.get(MANIFEST_DIR_ENV) or self._config.manifest_dir)
+        if configured.is_absolute():
+            return configured
+        return (run_context.process.project_root or Path.cwd()) / configured
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        run_context.process.run_id = run_params.get("run_id")
-        names = run_params.get("pipeline_names") or ["__default__"]
-        run_context.process.pipeline = ",".join(names)
+        params = run_params.get("runtime_params") or {}
+        branch = params.get("dolt_branch")
+        if branch is not None:
+            validate_branch(str(branch), key="dolt_branch")
+        self._merge_back = str(params.get("dolt_merge", "")).lower() in ("true", "1", "yes")
+        if self._merge_back and branch is None:
+            raise DoltError(
+                "dolt_merge=true needs a run-level branch to merge.",
+                fix="run with --params dolt_branch=NAME,dolt_merge=true.",
+            )
+        run_id = str(run_params.get("run_id"))
+        spool = self._manifest_dir() / f".{run_id}.jsonl"
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        spool.unlink(missing_ok=True)
+        run_context.start_run(
+            run_id=run_id,
+            pipeline=",".join(run_params.get("pipeline_names") or ["__default__"]),
+            branch=str(branch) if branch is not None else None,
+            spool=str(spool),
+        )
+        _listen()
 
     # pluggy passes only arguments without defaults. Kedro saves a node's outputs after
     # after_node_run, so the node stays current until the next node starts in this thread.
     @hook_impl
     def before_node_run(self, node: Any, run_id: str | None) -> None:
+        _listen()
         run_context.set_node(node.name, run_id)
 
     @hook_impl
-    def after_pipeline_run(self) -> None:
-        run_context.clear()
-
-    @hook_impl
-    def on_pipeline_error(self) -> None:
-        run_context.clear()
-
-    @hook_impl
-    def before_dataset_saved(self, dataset_name: str, node: Any) -> None:
+    def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:
+        _listen()
+        run_context.set_node(node.name)
         run_context.set_dataset(dataset_name)
 
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
+    def after_dataset_loaded(self, dataset_name: str) -> None:
         run_context.set_dataset(None)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, node: Any) -> None:
+        _listen()
+        run_context.set_dataset(dataset_name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        run_context.set_dataset(None)
+
+    # -- end of run --------------------------------------------------------------------------
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        try:
+            records = _read_spool(run_context.run_value("spool"))
+            merged = self._merge_run_branch(records) if self._merge_back else []
+            self._finish(run_params, records, status="completed", merged=merged)
+        finally:
+            self._end()
+
+    @hook_impl
+    def on_pipeline_error(self, run_params: dict[str, Any]) -> None:
+        try:
+            records = _read_spool(run_context.run_value("spool"))
+            branch = run_context.run_branch()
+            saved = sorted({r.database for r in records if r.kind == "save"})
+            if branch and saved:
+                bases = sorted({r.base_branch for r in records if r.base_branch})
+                logger.warning(
+                    "kedro run failed: the Dolt data it saved is on branch %r of %s; "
+                    "the datasets' own branches (%s) are untouched.",
+                    branch,
+                    ", ".join(saved),
+                    ", ".join(bases),
+                    extra=_NO_MARKUP,
+                )
+            self._finish(run_params, records, status="failed", merged=[])
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        spool = run_context.run_value("spool")
+        if spool:
+            Path(spool).unlink(missing_ok=True)
+        run_context.clear()
+        self._merge_back = False
+
+    def _merge_run_branch(self, records: list[ActionRecord]) -> list[dict[str, Any]]:
+        """Merge the run branch into each dataset's own branch, per database."""
+        branch = run_context.run_branch()
+        assert branch is not None  # before_pipeline_run refuses dolt_merge without it
+        targets = sorted(
+            {(r.database, r.base_branch) for r in records if r.kind == "save" and r.base_branch}
+        )
+        merged, failures = [], []
+        for database, base in targets:
+            engine = DoltCLIEngine(database)
+            try:
+                if not engine.branch_exists(base):
+                    engine.create_branch(base, branch)
+                    result = {"database": database, "into": base, "created": True}
+                else:
+                    outcome = engine.merge(
+                        branch,
+                        base,
+                        message=f"kedro-dolt: merge run branch {branch} into {base}\n\n"
+                        f"Kedro-Run-Id: {run_context.current_run_id()}",
+                        on_conflict="fail",
+                    )
+                    result = {"database": database, **outcome.to_dict()}
+            except DoltError as exc:
+                failures.append(f"{database}: {exc}")
+                continue
+            merged.append(result)
+            logger.info(
+                "Dolt: merged run branch %s into %s@%s",
+                branch,
+                Path(database).name,
+                base,
+                extra=_NO_MARKUP,
+            )
+        if failures:
+            raise DoltError(
+                f"The run succeeded but merging branch {branch!r} back failed for: "
+                + "; ".join(failures),
+                fix=f"the run's data stays on branch {branch!r}: merge it by hand "
+                "(`dolt merge`) after resolving the conflict.",
+            )
+        return merged
+
+    def _finish(
+        self,
+        run_params: dict[str, Any],
+        records: list[ActionRecord],
+        *,
+        status: str,
+        merged: list[dict[str, Any]],
+    ) -> None:
+        summary = summarize(records)
+        for database, entry in summary.items():
+            tables = ", ".join(
+                f"{t} ({s['commits']} commits, +{s['added']} ~{s['modified']} -{s['deleted']})"
+                for t, s in entry["tables_written"].items()
+            )
+            logger.info(
+                "Dolt summary for %s: branches %s; commits %s..%s; tables written: %s",
+                Path(database).name,
+                ", ".join(entry["branches"]) or "-",
+                _short(entry["first_commit"]),
+                _short(entry["last_commit"]),
+                tables or "none",
+                extra=_NO_MARKUP,
+            )
+        if not records:
+            return
+        run_id = str(run_params.get("run_id"))
+        manifest = {
+            "run_id": run_id,
+            "status": status,
+            "pipeline": run_context.current_pipeline(),
+            "run_branch": run_context.run_branch(),
+            "merged": merged,
+            "summary": summary,
+            "records": [r.to_dict() for r in records],
+        }
+        path = self._manifest_dir() / f"{run_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        logger.info("Dolt run manifest: %s", path, extra=_NO_MARKUP)
 
 
 dolt_hooks = DoltHooks()

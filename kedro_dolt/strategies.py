@@ -18,12 +18,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
-from .engine import DoltEngine, MergeResult
+from .engine import DiffStat, DoltEngine, MergeResult
 from .errors import DoltError
 from .naming import validate_branch, validate_ref
 from .schema import TableSchema
@@ -31,6 +31,8 @@ from .schema import TableSchema
 logger = logging.getLogger(__name__)
 
 ON_CONFLICT = ("fail", "ours", "theirs")
+#: ``(lineage_table, row)`` to add in the save's commit, or ``None``.
+Lineage = tuple[str, dict[str, Any]] | None
 TEMP_BRANCH_PREFIX = "kedro-dolt/merge-"
 
 
@@ -41,6 +43,7 @@ class SaveOutcome:
     branch: str
     from_commit: str
     to_commit: str
+    stats: DiffStat = field(default_factory=DiffStat)
     merge: MergeResult | None = None
 
 
@@ -64,7 +67,11 @@ class BranchStrategy(Protocol):
         *,
         schema: TableSchema,
         message: str,
+        lineage: Lineage = None,
     ) -> SaveOutcome: ...
+
+    def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
+        """This strategy redirected to a run-level branch, and the branch it stands for."""
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -99,11 +106,16 @@ class AppendBranch:
         *,
         schema: TableSchema,
         message: str,
+        lineage: Lineage = None,
     ) -> SaveOutcome:
         result = engine.write_table(
-            table, frame, schema=schema, branch=self.branch, message=message
+            table, frame, schema=schema, branch=self.branch, message=message, lineage=lineage
         )
-        return SaveOutcome(result.branch, result.from_commit, result.to_commit)
+        return SaveOutcome(result.branch, result.from_commit, result.to_commit, result.stats)
+
+    def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
+        base = self.branch or (engine.active_branch() if engine.exists() else "main")
+        return NewBranch(run_branch, start_point=base), base
 
     def describe(self) -> dict[str, Any]:
         return {"strategy": self.kind, "name": self.branch}
@@ -144,15 +156,20 @@ class NewBranch:
         *,
         schema: TableSchema,
         message: str,
+        lineage: Lineage = None,
     ) -> SaveOutcome:
         if not engine.exists():
             engine.ensure_repository(initial_branch=_branch_name_or_none(self.start_point))
         if not engine.branch_exists(self.branch):
             engine.create_branch(self.branch, self.start_point, exist_ok=True)
         result = engine.write_table(
-            table, frame, schema=schema, branch=self.branch, message=message
+            table, frame, schema=schema, branch=self.branch, message=message, lineage=lineage
         )
-        return SaveOutcome(result.branch, result.from_commit, result.to_commit)
+        return SaveOutcome(result.branch, result.from_commit, result.to_commit, result.stats)
+
+    def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
+        exists = engine.exists() and engine.branch_exists(self.branch)
+        return NewBranch(run_branch, self.branch if exists else self.start_point), self.branch
 
     def describe(self) -> dict[str, Any]:
         return {"strategy": self.kind, "name": self.branch, "start_point": self.start_point}
@@ -199,13 +216,16 @@ class MergeBranch:
         *,
         schema: TableSchema,
         message: str,
+        lineage: Lineage = None,
     ) -> SaveOutcome:
         if not engine.exists():
             engine.ensure_repository(initial_branch=self.merge_to)
         temp = f"{TEMP_BRANCH_PREFIX}{uuid.uuid4().hex[:12]}"
         engine.create_branch(temp, self.branch_from)
         try:
-            engine.write_table(table, frame, schema=schema, branch=temp, message=message)
+            engine.write_table(
+                table, frame, schema=schema, branch=temp, message=message, lineage=lineage
+            )
             summary, _, trailers = message.partition("\n\n")
             merged = engine.merge(
                 temp,
@@ -217,7 +237,13 @@ class MergeBranch:
         finally:
             with contextlib.suppress(DoltError):
                 engine.delete_branch(temp)
-        return SaveOutcome(self.merge_to, merged.from_commit, merged.to_commit, merge=merged)
+        stats = engine.diff_stat(merged.from_commit, merged.to_commit, table)
+        return SaveOutcome(self.merge_to, merged.from_commit, merged.to_commit, stats, merged)
+
+    def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
+        if engine.exists() and not engine.branch_exists(run_branch):
+            engine.create_branch(run_branch, self.merge_to, exist_ok=True)
+        return MergeBranch(self.branch_from, run_branch, self.on_conflict), self.merge_to
 
     def describe(self) -> dict[str, Any]:
         return {

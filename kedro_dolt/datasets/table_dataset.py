@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import uuid
 from collections.abc import Mapping
 from copy import deepcopy
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -15,11 +18,13 @@ from kedro_datasets._typing import TablePreview
 from .. import context
 from ..commits import commit_message, save_trailers
 from ..engine import DoltCLIEngine, DoltEngine
-from ..metadata import ActionRecord, emit
+from ..metadata import ActionRecord, CallbackMeta, emit
 from ..naming import validate_branch, validate_column, validate_ref, validate_table
 from ..remote import Remote
 from ..schema import TableSchema
 from ..strategies import BranchStrategy, branch_strategy
+
+logger = logging.getLogger(__name__)
 
 
 def _merge_args(
@@ -102,6 +107,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         branch: str | Mapping[str, Any] | BranchStrategy | None = None,
         ref: str | None = None,
         remote: Remote | Mapping[str, Any] | None = None,
+        meta: CallbackMeta | Mapping[str, Any] | str | None = None,
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         version: Version | None = None,
@@ -121,6 +127,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             ref: What loads read: branch, tag, commit hash, ``X~N`` or ``X@{time}``.
                 Default: the strategy's branch. ``HEAD`` means that branch's head.
             remote: A ``Remote`` or mapping ``{name, url, pull, push}``.
+            meta: A ``CallbackMeta`` or mapping ``{callback: "pkg.mod:fn", table: kedro_runs}``:
+                where this dataset's action records go besides the Kedro hook.
             load_args: ``columns``: a list of columns to load.
             save_args: ``primary_key``: a column or list of columns (default: a keyless
                 table whose row order is not kept); ``commit_message``: the summary line;
@@ -133,6 +141,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._table = validate_table(table)
         self._strategy = branch_strategy(branch)
         self._remote = Remote.from_config(remote)
+        self._meta = CallbackMeta.from_config(meta)
         self._ref = validate_ref(ref) if ref is not None else None
         self._version = version
         if version is not None and version.load is not None and not _RUN_ID_RE.match(version.load):
@@ -152,9 +161,20 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def engine(self) -> DoltEngine:
         return self._engine
 
-    def _load_location(self) -> tuple[str, str | None]:
+    def _active_strategy(self) -> tuple[BranchStrategy, str | None]:
+        """The strategy to use now, and the base branch when a run-level branch applies.
+
+        ``kedro run --params dolt_branch=NAME`` redirects every Dolt dataset to branch NAME,
+        created from the dataset's own branch when missing.
+        """
+        run_branch = context.run_branch()
+        if run_branch is None:
+            return self._strategy, None
+        return self._strategy.on_run_branch(self._engine, run_branch)
+
+    def _load_location(self, strategy: BranchStrategy) -> tuple[str, str | None]:
         """``(ref, branch)`` to read: the load version, else ``ref``, else the strategy's."""
-        ref, branch = self._strategy.load_location(self._engine)
+        ref, branch = strategy.load_location(self._engine)
         wanted = self._version.load if self._version is not None else None
         if wanted and _RUN_ID_RE.match(wanted):
             found = self._engine.find_run_commit(wanted, table=self._table, branch=branch)
@@ -171,31 +191,43 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             table=self._table,
             strategy=self._strategy.kind,
             run_id=context.current_run_id(),
-            pipeline=context.process.pipeline,
+            pipeline=context.current_pipeline(),
             node=context.current_node(),
             **fields,
         )
         emit(record)
+        callback = self._meta.callback() if self._meta else None
+        if callback is not None:
+            try:
+                callback(record)
+            except Exception:  # the data is committed: report, do not fail the node
+                logger.exception("kedro-dolt meta callback failed for %s", self._table)
         return record
 
+    def _pull(self, strategy: BranchStrategy) -> dict[str, Any] | None:
+        if self._remote is None:
+            return None
+        pulled = self._remote.pull_branch(self._engine, strategy.target_branch)
+        return pulled.to_dict() if pulled else None
+
     def load(self) -> pd.DataFrame:
-        pulled = (
-            self._remote.pull_branch(self._engine, self._strategy.target_branch)
-            if (self._remote)
-            else None
-        )
-        ref, branch = self._load_location()
+        if self._meta:
+            self._meta.callback()  # an unimportable callback fails before any work
+        strategy, base = self._active_strategy()
+        pulled = self._pull(strategy)
+        ref, branch = self._load_location(strategy)
         read = self._engine.read_table(
             self._table, ref=ref, branch=branch, columns=self._load_args["columns"]
         )
         self._record(
             "load",
             branch=branch,
-            ref=ref,
+            ref=self._ref or (self._version.load if self._version else None),
             from_commit=None,
             to_commit=read.commit,
             rows=len(read.frame),
-            pulled=pulled.to_dict() if pulled else None,
+            pulled=pulled,
+            base_branch=base,
         )
         return read.frame
 
@@ -216,12 +248,18 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 f"Tag {tag!r} already exists in {self._engine.database}; nothing was saved. "
                 "Fix: put {run_id} in save_args.tag, or delete the old tag (`dolt tag -d`)."
             )
+        if self._meta:
+            self._meta.callback()  # an unimportable callback fails before any write
 
-        pulled = None
-        if self._remote is not None:
-            pulled = self._remote.pull_branch(self._engine, self._strategy.target_branch)
-        outcome = self._strategy.save(
-            self._engine, self._table, data, schema=schema, message=message
+        strategy, base = self._active_strategy()
+        pulled = self._pull(strategy)
+        outcome = strategy.save(
+            self._engine,
+            self._table,
+            data,
+            schema=schema,
+            message=message,
+            lineage=self._lineage_row(trailers, strategy, len(data)),
         )
         if tag:
             self._engine.tag(tag, outcome.to_commit, f"kedro-dolt: {self._table} at {run_id}")
@@ -237,11 +275,35 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             from_commit=outcome.from_commit,
             to_commit=outcome.to_commit,
             rows=len(data),
+            rows_added=outcome.stats.added,
+            rows_modified=outcome.stats.modified,
+            rows_deleted=outcome.stats.deleted,
             merge=outcome.merge.to_dict() if outcome.merge else None,
-            pulled=pulled.to_dict() if pulled else None,
+            pulled=pulled,
             pushed=pushed,
             tag=tag,
+            base_branch=base,
         )
+
+    def _lineage_row(
+        self, trailers: Mapping[str, str], strategy: BranchStrategy, rows: int
+    ) -> tuple[str, dict[str, Any]] | None:
+        if self._meta is None or self._meta.table is None:
+            return None
+        return self._meta.table, {
+            "id": str(uuid.uuid4()),
+            "run_id": trailers.get("run_id"),
+            "pipeline": trailers.get("pipeline"),
+            "node": trailers.get("node"),
+            "dataset": trailers.get("dataset"),
+            "table_name": self._table,
+            "branch": strategy.target_branch,
+            "from_commit": None,
+            "rows_written": rows,
+            "project": trailers.get("project"),
+            "kedro_version": trailers.get("kedro_version"),
+            "saved_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        }
 
     def _tag_name(self, run_id: str | None) -> str | None:
         template = self._save_args["tag"]
@@ -262,12 +324,12 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return validate_branch(name.replace(" ", "-"), key="save_args.tag")
 
     def _exists(self) -> bool:
-        ref, branch = self._load_location()
+        ref, branch = self._load_location(self._active_strategy()[0])
         return self._engine.has_table(self._table, ref=ref, branch=branch)
 
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first ``nrows`` rows for kedro-viz's table preview."""
-        ref, branch = self._load_location()
+        ref, branch = self._load_location(self._active_strategy()[0])
         read = self._engine.read_table(
             self._table,
             ref=ref,
@@ -289,6 +351,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         }
         if self._remote is not None:
             described["remote"] = self._remote.describe()
+        if self._meta is not None:
+            described["meta"] = self._meta.describe()
         if self._version is not None:
             described["version"] = self._version
         return described
