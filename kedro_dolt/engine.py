@@ -213,6 +213,7 @@ class TableRead:
     commit: str
     schema: TableSchema
     frame: pd.DataFrame
+    branch: str = ""  # the session branch HEAD resolved against (the checked-out one by default)
 
 
 @dataclass(frozen=True)
@@ -740,7 +741,7 @@ class DoltCLIEngine:
             where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
             try:
                 meta = self._sql_json(
-                    f"SELECT dolt_hashof({ref_sql}) AS h;"
+                    f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b;"
                     f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};",
                     branch=branch,
                 )
@@ -763,7 +764,8 @@ class DoltCLIEngine:
                     fix=explain(exc.dolt_message),
                     dolt_message=exc.dolt_message,
                 ) from exc
-        return TableRead(commit, schema, decode_table(pq.read_table(BytesIO(data)), schema))
+        frame = decode_table(pq.read_table(BytesIO(data)), schema)
+        return TableRead(commit, schema, frame, str(meta[0][0].get("b") or ""))
 
     def write_table(
         self,
@@ -844,17 +846,23 @@ class DoltCLIEngine:
     def diff_rows(
         self, from_ref: str, to_ref: str, table: str, *, branch: str | None, limit: int
     ) -> pd.DataFrame:
-        """The first ``limit`` changed rows (``dolt_diff``: diff_type, from_*, to_*)."""
+        """The first ``limit`` changed rows (``dolt_diff``: to_*, from_*, diff_type), for
+        display: values arrive as JSON types."""
         self._require()
         with repository_lock(self.database, exclusive=False):
             try:
-                data = self._sql(
-                    f"SET @kedro_dolt_a = {_hash_expression(validate_ref(from_ref))};"
-                    f"SET @kedro_dolt_b = {_hash_expression(validate_ref(to_ref))};"
-                    "SELECT * FROM dolt_diff(@kedro_dolt_a, @kedro_dolt_b, "
-                    f"{quote_string(validate_table(table))}) LIMIT {int(limit)};",
+                # dolt_diff takes literal refs only (a variable fails inside Dolt).
+                ends = self._sql_json(
+                    f"SELECT {_hash_expression(validate_ref(from_ref))} AS a, "
+                    f"{_hash_expression(validate_ref(to_ref))} AS b;",
                     branch=branch,
-                    fmt="parquet",
+                )[0][0]
+                # JSON, not Parquet: Dolt's Parquet writer fails on the NULL keys of added rows.
+                rows = self._sql_json(
+                    f"SELECT * FROM dolt_diff({quote_string(str(ends['a']))}, "
+                    f"{quote_string(str(ends['b']))}, {quote_string(validate_table(table))}) "
+                    f"LIMIT {int(limit)};",
+                    branch=branch,
                 )
             except DoltCommandError as exc:
                 raise DoltError(
@@ -862,7 +870,9 @@ class DoltCLIEngine:
                     fix=explain(exc.dolt_message),
                     dolt_message=exc.dolt_message,
                 ) from exc
-        return decode_table(pq.read_table(BytesIO(data))) if data else pd.DataFrame()
+        changes = rows[0] if rows else []
+        columns = list(dict.fromkeys(key for row in changes for key in row))  # JSON drops NULLs
+        return pd.DataFrame(changes, columns=columns)
 
     def table_history(
         self, table: str, *, branch: str | None, limit: int | None = None

@@ -149,11 +149,11 @@ class CallbackMeta:
 
     @classmethod
     def from_config(
-        cls, value: CallbackMeta | Mapping[str, Any] | str | None
+        cls, value: CallbackMeta | Mapping[str, Any] | str | Callable[..., Any] | None
     ) -> CallbackMeta | None:
         if value is None or isinstance(value, CallbackMeta):
             return value
-        if isinstance(value, str):
+        if isinstance(value, str) or callable(value):
             return cls(fn=value)
         if isinstance(value, Mapping):
             unknown = sorted(set(value) - {"callback", "table"})

@@ -42,6 +42,22 @@ _TIME_REF_RE = re.compile(
 )
 
 
+#: Kedro's run ids (and save versions): ``2026-11-24T07.01.12.421Z``.
+RUN_ID_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z$")
+
+
+def run_id_time(run_id: str) -> str:
+    """Kedro's run id ``2026-11-24T07.01.12.421Z`` as the UTC time ``2026-11-24 07:01:12.421``."""
+    day, _, clock = run_id.rstrip("Z").partition("T")
+    hours, minutes, seconds, millis = clock.split(".")
+    return f"{day} {hours}:{minutes}:{seconds}.{millis}"
+
+
+def run_state_ref(run_id: str, branch: str | None) -> str:
+    """The time ref of ``branch`` (``None``: the dataset's own) when run ``run_id`` started."""
+    return f"{branch or ''}@{{{run_id_time(run_id)}}}"
+
+
 def parse_time_ref(ref: str) -> tuple[str | None, str] | None:
     """``(base, 'YYYY-MM-DD HH:MM:SS')`` for a ``base@{time}`` ref, else ``None``."""
     match = _TIME_REF_RE.match(ref)

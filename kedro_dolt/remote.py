@@ -64,13 +64,24 @@ class Remote:
             fix="give a mapping like {name: origin, url: file:///srv/dolt/warehouse}.",
         )
 
-    def prepare(self, engine: DoltEngine) -> None:
-        """Clone on first use, else make sure the repository knows this remote."""
+    def prepare(self, engine: DoltEngine, *, for_save: bool = False) -> None:
+        """Clone on first use, else make sure the repository knows this remote.
+
+        A save into an empty remote (no Dolt data yet) starts a local repository instead;
+        the remote is added before the first push.
+        """
         if not engine.exists():
             if self.url is None:
                 return  # the first save will `dolt init`
-            engine.clone(self.url, remote=self.name)
+            try:
+                engine.clone(self.url, remote=self.name)
+            except DoltError as exc:
+                if not (for_save and "no Dolt data" in exc.dolt_message):
+                    raise
             return
+        self._ensure_remote(engine)
+
+    def _ensure_remote(self, engine: DoltEngine) -> None:
         known = engine.remotes()
         if self.name not in known:
             if self.url is None:
@@ -89,9 +100,11 @@ class Remote:
                 extra={"markup": False},
             )
 
-    def pull_branch(self, engine: DoltEngine, branch: str | None) -> MergeResult | None:
+    def pull_branch(
+        self, engine: DoltEngine, branch: str | None, *, for_save: bool = False
+    ) -> MergeResult | None:
         """Bring ``branch`` up to date with the remote (when ``pull`` is on)."""
-        self.prepare(engine)
+        self.prepare(engine, for_save=for_save)
         if not self.pull or not engine.exists():
             return None
         return engine.pull(self.name, branch or engine.active_branch())
@@ -100,6 +113,7 @@ class Remote:
         """Push ``branch`` (when ``push`` is on); recover rejections by pull-merge-push."""
         if not self.push:
             return False
+        self._ensure_remote(engine)  # a repository started by this save lacks it
         for attempt in range(1, PUSH_ATTEMPTS + 1):
             try:
                 engine.push(self.name, branch)

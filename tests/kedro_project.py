@@ -52,7 +52,8 @@ def make_project(root: Path, package: str, *, nodes: str, pipeline: str, catalog
 
 def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``kedro ARGS`` in ``project``; the caller checks the exit code and output."""
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+    # A wide terminal keeps rich from wrapping log lines mid-word.
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "COLUMNS": "400"}
     return subprocess.run(
         [sys.executable, "-m", "kedro", *args],
         cwd=project,
@@ -62,3 +63,70 @@ def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=600,
         check=False,
     )
+
+
+# A small "companies" project used by the hook and CLI tests: three Dolt datasets, of which
+# a second run with a larger n changes two (companies, company_stats) and not the third.
+COMPANY_NODES = """
+import json
+import os
+
+import pandas as pd
+
+
+def make_companies(n):
+    return pd.DataFrame({"id": list(range(n)), "name": [f"company {i}" for i in range(n)],
+                         "country": ["NL", "US"] * (n // 2) + ["NL"] * (n % 2)})
+
+
+def make_countries():
+    return pd.DataFrame({"code": ["NL", "US"], "name": ["Netherlands", "United States"]})
+
+
+def summarize(companies, countries, fail):
+    if fail:
+        raise RuntimeError("summarize failed on purpose")
+    counts = companies.groupby("country").size().rename("companies").reset_index()
+    return counts.merge(countries, left_on="country", right_on="code")[["country", "companies"]]
+
+
+def collect(record):
+    with open(os.environ["RECORDS_FILE"], "a") as handle:
+        handle.write(json.dumps(record.to_dict()) + "\\n")
+"""
+
+COMPANY_PIPELINE = """
+return {"__default__": pipeline([
+    node(make_companies, "params:n", "companies", name="make_companies"),
+    node(make_countries, None, "countries", name="make_countries"),
+    node(summarize, ["companies", "countries", "params:fail"], "company_stats",
+         name="summarize"),
+])}
+"""
+
+
+def company_catalog(extra: str = "") -> str:
+    """The catalog; ``extra`` is YAML added to every entry (indented by the caller)."""
+    return "".join(
+        f"""
+{name}:
+  type: kedro_dolt.DoltTableDataset
+  database: data/warehouse
+  table: {name}
+  save_args:
+    primary_key: {key}
+{extra}"""
+        for name, key in [("companies", "id"), ("countries", "code"), ("company_stats", "country")]
+    )
+
+
+def company_project(root: Path, *, extra: str = "") -> Path:
+    project = make_project(
+        root,
+        "companies_demo",
+        nodes=COMPANY_NODES,
+        pipeline=COMPANY_PIPELINE,
+        catalog=company_catalog(extra),
+    )
+    (project / "conf" / "base" / "parameters.yml").write_text("n: 3\nfail: false\n")
+    return project

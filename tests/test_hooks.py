@@ -1,7 +1,8 @@
-"""Real ``kedro run``s: lineage trailers from the hooks, and concurrent runners."""
+"""Real ``kedro run``s: lineage trailers, log lines, manifests, run-level branches, runners."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -9,8 +10,8 @@ import pytest
 
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.commits import parse_trailers
-from tests.conftest import dolt_rows
-from tests.kedro_project import kedro_cli, make_project
+from tests.conftest import dolt_rows, state
+from tests.kedro_project import company_project, kedro_cli, make_project
 
 NODES = """
 import pandas as pd
@@ -131,3 +132,134 @@ class TestRunners:
         for i in range(4):
             frame = DoltTableDataset(database=str(database), table=f"table_{i}").load()
             pd.testing.assert_series_equal(frame["seed"], pd.Series([i] * 5, name="seed"))
+
+
+def manifests(project) -> list[dict]:
+    runs = sorted((project / "data" / "kedro_dolt" / "runs").glob("*.json"))
+    return [json.loads(p.read_text()) for p in runs]
+
+
+def one_line(output: str) -> str:
+    """Kedro's rich handler wraps long lines: join them back for matching."""
+    return " ".join(output.split())
+
+
+class TestRunLogs:
+    def test_info_lines_summary_and_manifest(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        result = kedro_cli(project, "run")
+        assert result.returncode == 0, result.stderr
+        out = one_line(result.stdout + result.stderr)
+        assert re.search(
+            r"Dolt: saved companies -> warehouse@main \w{7}\.\.\w{7} \(\+3 ~0 -0 rows\)", out
+        )
+        assert re.search(r"Dolt: loaded companies <- warehouse@main \w{7} \(3 rows\)", out)
+        assert "Dolt summary for warehouse: branches main;" in out
+        assert "companies (1 commits, +3 ~0 -0)" in out
+        [manifest] = manifests(project)
+        assert manifest["status"] == "completed"
+        kinds = sorted((r["kind"], r["dataset"]) for r in manifest["records"])
+        assert kinds == [
+            ("load", "companies"),
+            ("load", "countries"),
+            ("save", "companies"),
+            ("save", "company_stats"),
+            ("save", "countries"),
+        ]
+        assert {r["run_id"] for r in manifest["records"]} == {manifest["run_id"]}
+        assert f"Dolt run manifest: {project / 'data' / 'kedro_dolt' / 'runs'}" in out
+
+    def test_second_run_reports_unchanged_and_diff_stats(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        assert kedro_cli(project, "run").returncode == 0
+        result = kedro_cli(project, "run", "--params", "n=5")
+        out = one_line(result.stdout + result.stderr)
+        assert re.search(
+            r"Dolt: saved countries -> warehouse@main \w{7} \(unchanged, no commit\)", out
+        )
+        assert re.search(
+            r"Dolt: saved companies -> warehouse@main \w{7}\.\.\w{7} \(\+2 ~0 -0 rows\)", out
+        )
+        assert re.search(r"saved company_stats .*\(\+0 ~2 -0 rows\)", out)
+
+    def test_manifest_under_parallel_runner(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        result = kedro_cli(project, "run", "--runner", "ParallelRunner")
+        assert result.returncode == 0, result.stderr
+        [manifest] = manifests(project)
+        saves = [r for r in manifest["records"] if r["kind"] == "save"]
+        assert sorted(r["dataset"] for r in saves) == ["companies", "company_stats", "countries"]
+        assert len(manifest["records"]) == 5
+        assert {r["node"] for r in saves} == {"make_companies", "make_countries", "summarize"}
+        assert manifest["summary"][str(project / "data" / "warehouse")][
+            "tables_written"
+        ].keys() == {"companies", "countries", "company_stats"}
+
+    def test_manifest_dir_from_dolt_yml(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        (project / "conf" / "base" / "dolt.yml").write_text("manifest_dir: custom/manifests\n")
+        assert kedro_cli(project, "run").returncode == 0
+        assert len(list((project / "custom" / "manifests").glob("*.json"))) == 1
+
+
+class TestRunBranch:
+    def test_successful_run_merges_back(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        assert kedro_cli(project, "run").returncode == 0
+        database = project / "data" / "warehouse"
+        main_before = state(database).heads["main"]
+        result = kedro_cli(project, "run", "--params", "n=5,dolt_branch=exp-42,dolt_merge=true")
+        assert result.returncode == 0, result.stderr
+        after = state(database)
+        assert "exp-42" in after.heads and after.checked_out == "main"
+        assert after.heads["main"] != main_before
+        assert dolt_rows(database, "SELECT COUNT(*) AS n FROM companies")[0]["n"] == 5
+        out = one_line(result.stdout + result.stderr)
+        assert "Dolt: merged run branch exp-42 into warehouse@main" in out
+        saves = [r for r in manifests(project)[-1]["records"] if r["kind"] == "save"]
+        assert {r["branch"] for r in saves} == {"exp-42"}
+        assert {r["base_branch"] for r in saves} == {"main"}
+
+    def test_failed_run_leaves_originals_untouched(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        assert kedro_cli(project, "run").returncode == 0
+        database = project / "data" / "warehouse"
+        main_before = state(database).heads["main"]
+        result = kedro_cli(
+            project, "run", "--params", "n=5,fail=true,dolt_branch=exp-43,dolt_merge=true"
+        )
+        assert result.returncode != 0
+        after = state(database)
+        assert after.heads["main"] == main_before
+        assert "exp-43" in after.heads
+        exp_count = dolt_rows(database, "SELECT COUNT(*) AS n FROM companies AS OF 'exp-43'")
+        assert exp_count[0]["n"] == 5  # the partial data is on the run branch
+        out = one_line(result.stdout + result.stderr)
+        assert "the Dolt data it saved is on branch 'exp-43'" in out
+        assert manifests(project)[-1]["status"] == "failed"
+
+    def test_without_merge_the_run_branch_keeps_the_data(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        assert kedro_cli(project, "run").returncode == 0
+        database = project / "data" / "warehouse"
+        main_before = state(database).heads["main"]
+        assert kedro_cli(project, "run", "--params", "n=5,dolt_branch=exp-44").returncode == 0
+        assert state(database).heads["main"] == main_before
+        assert (
+            dolt_rows(database, "SELECT COUNT(*) AS n FROM companies AS OF 'exp-44'")[0]["n"] == 5
+        )
+
+
+class TestCallbacks:
+    def test_callback_receives_every_record(self, tmp_path, monkeypatch):
+        records_file = tmp_path / "records.jsonl"
+        monkeypatch.setenv("RECORDS_FILE", str(records_file))
+        project = company_project(
+            tmp_path / "proj", extra="  meta:\n    callback: companies_demo.nodes:collect\n"
+        )
+        assert kedro_cli(project, "run").returncode == 0
+        received = [json.loads(line) for line in records_file.read_text().splitlines()]
+        [manifest] = manifests(project)
+        assert sorted((r["kind"], r["dataset"], r["to_commit"]) for r in received) == sorted(
+            (r["kind"], r["dataset"], r["to_commit"]) for r in manifest["records"]
+        )

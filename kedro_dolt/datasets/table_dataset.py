@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from copy import deepcopy
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -19,7 +18,14 @@ from .. import context
 from ..commits import commit_message, save_trailers
 from ..engine import DoltCLIEngine, DoltEngine
 from ..metadata import ActionRecord, CallbackMeta, emit
-from ..naming import validate_branch, validate_column, validate_ref, validate_table
+from ..naming import (
+    RUN_ID_RE,
+    run_state_ref,
+    validate_branch,
+    validate_column,
+    validate_ref,
+    validate_table,
+)
 from ..remote import Remote
 from ..schema import TableSchema
 from ..strategies import BranchStrategy, branch_strategy
@@ -107,7 +113,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         branch: str | Mapping[str, Any] | BranchStrategy | None = None,
         ref: str | None = None,
         remote: Remote | Mapping[str, Any] | None = None,
-        meta: CallbackMeta | Mapping[str, Any] | str | None = None,
+        meta: CallbackMeta | Mapping[str, Any] | str | Callable[..., Any] | None = None,
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         version: Version | None = None,
@@ -144,7 +150,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._meta = CallbackMeta.from_config(meta)
         self._ref = validate_ref(ref) if ref is not None else None
         self._version = version
-        if version is not None and version.load is not None and not _RUN_ID_RE.match(version.load):
+        if version is not None and version.load is not None and not RUN_ID_RE.match(version.load):
             validate_ref(version.load, key="load version")
         self._load_args = _merge_args(self.DEFAULT_LOAD_ARGS, load_args, name="load_args")
         self._save_args = _merge_args(self.DEFAULT_SAVE_ARGS, save_args, name="save_args")
@@ -161,6 +167,14 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def engine(self) -> DoltEngine:
         return self._engine
 
+    @property
+    def table(self) -> str:
+        return self._table
+
+    @property
+    def strategy(self) -> BranchStrategy:
+        return self._strategy
+
     def _active_strategy(self) -> tuple[BranchStrategy, str | None]:
         """The strategy to use now, and the base branch when a run-level branch applies.
 
@@ -176,11 +190,11 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """``(ref, branch)`` to read: the load version, else ``ref``, else the strategy's."""
         ref, branch = strategy.load_location(self._engine)
         wanted = self._version.load if self._version is not None else None
-        if wanted and _RUN_ID_RE.match(wanted):
+        if wanted and RUN_ID_RE.match(wanted):
             found = self._engine.find_run_commit(wanted, table=self._table, branch=branch)
             # No commit of this table by that run: its data was unchanged, so the table's
             # state at the run's start is what the run saw.
-            return found or f"{branch or ''}@{{{_run_id_time(wanted)}}}", branch
+            return found or run_state_ref(wanted, branch), branch
         return wanted or self._ref or ref, branch
 
     def _record(self, kind: str, **fields: Any) -> ActionRecord:
@@ -204,24 +218,24 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 logger.exception("kedro-dolt meta callback failed for %s", self._table)
         return record
 
-    def _pull(self, strategy: BranchStrategy) -> dict[str, Any] | None:
+    def _pull(self, strategy: BranchStrategy, *, for_save: bool) -> dict[str, Any] | None:
         if self._remote is None:
             return None
-        pulled = self._remote.pull_branch(self._engine, strategy.target_branch)
+        pulled = self._remote.pull_branch(self._engine, strategy.target_branch, for_save=for_save)
         return pulled.to_dict() if pulled else None
 
     def load(self) -> pd.DataFrame:
         if self._meta:
             self._meta.callback()  # an unimportable callback fails before any work
         strategy, base = self._active_strategy()
-        pulled = self._pull(strategy)
+        pulled = self._pull(strategy, for_save=False)
         ref, branch = self._load_location(strategy)
         read = self._engine.read_table(
             self._table, ref=ref, branch=branch, columns=self._load_args["columns"]
         )
         self._record(
             "load",
-            branch=branch,
+            branch=branch or read.branch,
             ref=self._ref or (self._version.load if self._version else None),
             from_commit=None,
             to_commit=read.commit,
@@ -252,7 +266,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             self._meta.callback()  # an unimportable callback fails before any write
 
         strategy, base = self._active_strategy()
-        pulled = self._pull(strategy)
+        pulled = self._pull(strategy, for_save=True)
         outcome = strategy.save(
             self._engine,
             self._table,
@@ -356,13 +370,3 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if self._version is not None:
             described["version"] = self._version
         return described
-
-
-_RUN_ID_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z$")
-
-
-def _run_id_time(run_id: str) -> str:
-    """Kedro's run id ``2026-11-24T07.01.12.421Z`` as the UTC time ``2026-11-24 07:01:12.421``."""
-    day, _, clock = run_id.rstrip("Z").partition("T")
-    hours, minutes, seconds, millis = clock.split(".")
-    return f"{day} {hours}:{minutes}:{seconds}.{millis}"

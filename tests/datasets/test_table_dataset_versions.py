@@ -11,7 +11,7 @@ from kedro.io.core import DatasetError, Version
 
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.commits import parse_trailers
-from kedro_dolt.datasets.table_dataset import _run_id_time
+from kedro_dolt.naming import run_id_time
 from tests.conftest import dolt, dolt_rows, state
 from tests.kedro_project import kedro_cli, make_project
 
@@ -84,8 +84,8 @@ class TestVersionArgument:
         with pytest.raises(DatasetError, match="names no commit"):
             before_all.load()
 
-    def test_run_id_time(self):
-        assert _run_id_time("2026-11-24T07.01.12.421Z") == "2026-11-24 07:01:12.421"
+    def testrun_id_time(self):
+        assert run_id_time("2026-11-24T07.01.12.421Z") == "2026-11-24 07:01:12.421"
 
     def test_bad_load_version(self, repo):
         with pytest.raises(DatasetError, match="Invalid load version"):

@@ -1,0 +1,151 @@
+"""``kedro dolt status|log|diff|changed`` on a project where a second run changes two of its
+three Dolt datasets (companies, company_stats) and leaves one (countries) unchanged."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from kedro_dolt.commits import parse_trailers
+from tests.conftest import dolt, dolt_rows
+from tests.kedro_project import company_project, kedro_cli
+
+
+def json_output(stdout: str):
+    """The JSON document a command printed (Kedro may log a line before it)."""
+    start = re.search(r"^[\[{]$", stdout, re.MULTILINE)  # indented JSON opens on its own line
+    assert start, stdout
+    return json.loads(stdout[start.start() :])
+
+
+def table_lines(stdout: str) -> list[str]:
+    """The rendered table: its header line, the rule under it, then the rows."""
+    lines = stdout.splitlines()
+    rule = next(i for i, line in enumerate(lines) if re.match(r"^-+(  -+)*$", line))
+    rows = []
+    for line in lines[rule + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line)
+    return [lines[rule - 1], lines[rule], *rows]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, dolt_home):
+    """Two runs; returns (project, first run id, second run id)."""
+    root = company_project(tmp_path_factory.mktemp("cli") / "proj")
+    for n in (3, 5):
+        result = kedro_cli(root, "run", "--params", f"n={n}")
+        assert result.returncode == 0, result.stderr
+    messages = dolt_rows(root / "data" / "warehouse", "SELECT message FROM dolt_log")
+    run_ids = sorted({parse_trailers(m["message"]).get("run_id") for m in messages} - {None})
+    return root, run_ids[0], run_ids[1]
+
+
+def run(project, *args: str):
+    result = kedro_cli(project, "dolt", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+class TestStatus:
+    def test_table(self, project):
+        root, *_ = project
+        lines = table_lines(run(root, "status"))
+        assert lines[0].split() == [
+            "dataset",
+            "database",
+            "table",
+            "branch",
+            "head",
+            "table_exists",
+            "uncommitted",
+        ]
+        rows = [line.split() for line in lines[2:]]
+        assert [r[0] for r in rows] == ["companies", "company_stats", "countries"]
+        assert all(
+            r[1] == "warehouse" and r[3] == "main" and r[5:] == ["True", "False"] for r in rows
+        )
+
+    def test_json_sees_uncommitted_changes(self, project):
+        root, *_ = project
+        database = root / "data" / "warehouse"
+        dolt(database, "sql", "-q", "DELETE FROM countries WHERE code = 'US'")
+        try:
+            data = json_output(run(root, "status", "--json"))
+        finally:
+            dolt(database, "checkout", "countries")
+        by_name = {d["dataset"]: d for d in data}
+        assert by_name["countries"]["uncommitted"] is True
+        assert by_name["companies"]["uncommitted"] is False
+        heads = dolt_rows(database, "SELECT hash FROM dolt_branches WHERE name = 'main'")
+        assert {d["head"] for d in data} == {heads[0]["hash"]}
+
+
+class TestLog:
+    def test_dataset_log_has_lineage_columns(self, project):
+        root, first, second = project
+        data = json_output(run(root, "log", "companies", "--json"))
+        assert [(d["dataset"], d["run_id"], d["node"]) for d in data] == [
+            ("companies", second, "make_companies"),
+            ("companies", first, "make_companies"),
+        ]
+        assert all(d["pipeline"] == "__default__" for d in data)
+
+    def test_all_datasets_table(self, project):
+        root, first, second = project
+        out = run(root, "log", "-n", "10")
+        lines = table_lines(out)
+        assert lines[0].split()[:6] == ["commit", "date", "dataset", "run_id", "pipeline", "node"]
+        body = "\n".join(lines[2:])
+        # countries was saved once (its second save changed nothing): 5 commits in all.
+        assert len(lines[2:]) == 5
+        assert body.count("countries") >= 1 and f"{first}" in body and f"{second}" in body
+
+    def test_unknown_dataset(self, project):
+        root, *_ = project
+        result = kedro_cli(root, "dolt", "log", "nope")
+        assert result.returncode != 0
+        assert "'nope' is not a Dolt table dataset" in result.stdout + result.stderr
+
+
+class TestDiff:
+    def test_last_change_of_a_table(self, project):
+        root, *_ = project
+        out = run(root, "diff", "companies")
+        assert re.search(r"companies \(companies\) \w{8}\.\.main: \+2 ~0 -0 rows", out)
+        assert re.search(r"added\s+NL\s+3\s+company 3", out) or re.search(r"added.*company 3", out)
+
+    def test_json_between_refs(self, project):
+        root, *_ = project
+        data = json_output(
+            run(root, "diff", "company_stats", "--from", "main~2", "--to", "main", "--json")
+        )
+        assert (data["rows_added"], data["rows_modified"], data["rows_deleted"]) == (0, 2, 0)
+        assert {r["diff_type"] for r in data["rows"]} == {"modified"}
+
+
+class TestChanged:
+    def test_since_first_run(self, project):
+        root, first, _ = project
+        out = run(root, "changed", "--since", first)
+        assert "kedro run --from-inputs=companies,company_stats" in out
+        data = json_output(run(root, "changed", "--since", first, "--json"))
+        assert data["changed"] == ["companies", "company_stats"]
+        assert {d["dataset"]: d["changed"] for d in data["datasets"]} == {
+            "companies": True,
+            "company_stats": True,
+            "countries": False,
+        }
+
+    def test_since_second_run_nothing_changed(self, project):
+        root, _, second = project
+        data = json_output(run(root, "changed", "--since", second, "--json"))
+        assert data["changed"] == [] and data["command"] is None
+
+    def test_since_a_ref(self, project):
+        root, *_ = project
+        data = json_output(run(root, "changed", "--since", "main~1", "--json"))
+        assert data["changed"] == ["company_stats"]  # main~1 is the second run's companies save
