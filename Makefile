@@ -9,7 +9,7 @@ export PATH := $(DOLT_INSTALL_DIR):$(PATH)
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup dolt python test demo lint bench clean
+.PHONY: setup dolt python browser test demo quickstart lint bench clean
 
 setup: dolt python
 
@@ -24,10 +24,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-test: setup lint
+# Headless Chromium and its driver (Debian) for the kedro-viz browser test.
+browser:
+	scripts/install-browser
+
+test: setup browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
+	KEDRO=$(abspath $(VENV))/bin/kedro scripts/demo
+
+quickstart: setup
 	$(PY) examples/quickstart.py
 
 lint: python
@@ -40,3 +47,4 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo
+	rm -rf demo_project/data/warehouse demo_project/data/remote demo_project/data/kedro_dolt

@@ -85,6 +85,15 @@ def project_name() -> str | None:
     return PACKAGE_NAME
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the project root when inside it (shorter in logs and kedro-viz)."""
+    root = process.project_root or Path.cwd()
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def resolve_database(database: str | Path) -> Path:
     """Relative databases are relative to the Kedro project root when known, else the cwd."""
     path = Path(database).expanduser()

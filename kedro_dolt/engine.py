@@ -217,6 +217,14 @@ class TableRead:
 
 
 @dataclass(frozen=True)
+class QueryResult:
+    """A query's rows and the commit it ran at."""
+
+    commit: str
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class LogEntry:
     """One commit from ``dolt_log``."""
 
@@ -289,7 +297,7 @@ class DoltEngine(Protocol):
         self, table: str, *, branch: str | None, limit: int | None = None
     ) -> list[LogEntry]: ...
     def table_hash(self, table: str, *, ref: str, branch: str | None = None) -> str | None: ...
-    def query(self, sql: str, *, ref: str | None = None) -> pd.DataFrame: ...
+    def query(self, sql: str, *, ref: str | None = None) -> QueryResult: ...
 
 
 class DoltCLIEngine:
@@ -930,7 +938,7 @@ class DoltCLIEngine:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def query(self, sql: str, *, ref: str | None = None) -> pd.DataFrame:
+    def query(self, sql: str, *, ref: str | None = None) -> QueryResult:
         """Run one read-only ``SELECT`` at ``ref`` (default: the checked-out branch's head).
 
         The query runs in the read-only revision database of the resolved commit, so it sees
@@ -954,4 +962,4 @@ class DoltCLIEngine:
                 "The query returned no result set.",
                 fix="give one SELECT statement (statements that write are not allowed).",
             )
-        return decode_table(pq.read_table(BytesIO(data)))
+        return QueryResult(str(info["h"]), decode_table(pq.read_table(BytesIO(data))))

@@ -57,6 +57,9 @@ def describe_action(record: ActionRecord) -> str:
     """The log line of one action, e.g. ``Dolt: saved companies -> warehouse@main a..b``."""
     name = record.dataset or record.table
     where = f"{Path(record.database).name}@{record.branch or 'HEAD'}"
+    if record.strategy == "sql":
+        at = f"{Path(record.database).name}@{record.ref or 'HEAD'}"
+        return f"Dolt: queried {name} <- {at} {_short(record.to_commit)} ({record.rows} rows)"
     if record.kind == "load":
         return f"Dolt: loaded {name} <- {where} {_short(record.to_commit)} ({record.rows} rows)"
     if record.committed:

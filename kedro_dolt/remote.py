@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import context
 from .engine import DoltEngine, MergeResult
 from .errors import DoltError
 from .naming import validate_branch
@@ -25,6 +26,8 @@ PUSH_ATTEMPTS = 3
 @dataclass(frozen=True)
 class Remote:
     """A Dolt remote: ``Remote(name="origin", url="file:///srv/dolt/warehouse")``.
+
+    A relative ``file://`` url (``file://data/remote``) is relative to the Kedro project root.
 
     YAML: ``remote: {name: origin, url: ..., pull: true, push: true}``. ``url`` may be left
     out when the repository already has the remote. When ``database`` does not exist yet and a
@@ -45,6 +48,14 @@ class Remote:
                 "https://doltremoteapi.dolthub.com/org/repo, aws://[table:bucket]/db, "
                 "gs://bucket/path.",
             )
+        if (
+            self.url is not None
+            and self.url.startswith("file://")
+            and not self.url[7:].startswith("/")
+        ):
+            # file://data/remote: relative to the project root, like a dataset's database.
+            absolute = context.resolve_database(self.url[len("file://") :])
+            object.__setattr__(self, "url", f"file://{absolute}")
 
     @classmethod
     def from_config(cls, value: Remote | Mapping[str, Any] | None) -> Remote | None:

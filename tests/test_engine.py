@@ -91,7 +91,9 @@ class TestTables:
 
     def test_query_runs_read_only(self, engine, companies):
         write(engine, companies)
-        assert engine.query("SELECT COUNT(*) AS n FROM t")["n"].tolist() == [3]
+        result = engine.query("SELECT COUNT(*) AS n FROM t")
+        assert result.frame["n"].tolist() == [3]
+        assert result.commit == engine.resolve("main")
         with pytest.raises(DatasetError, match="read-only"):
             engine.query("DROP TABLE t")
         assert engine.has_table("t", ref="HEAD")

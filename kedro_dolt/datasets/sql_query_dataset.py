@@ -9,6 +9,7 @@ from kedro.io.core import AbstractDataset, DatasetError
 
 from .. import context
 from ..engine import DoltCLIEngine, DoltEngine
+from ..metadata import ActionRecord, emit
 from ..naming import validate_ref
 
 
@@ -71,7 +72,25 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
-        return self._engine.query(self._sql, ref=self._ref)
+        result = self._engine.query(self._sql, ref=self._ref)
+        emit(
+            ActionRecord(
+                kind="load",
+                dataset=context.current_dataset(),
+                database=str(self._engine.database),
+                table="",  # a query, not one table
+                branch=None,
+                ref=self._ref,
+                from_commit=None,
+                to_commit=result.commit,
+                rows=len(result.frame),
+                strategy="sql",
+                run_id=context.current_run_id(),
+                pipeline=context.current_pipeline(),
+                node=context.current_node(),
+            )
+        )
+        return result.frame
 
     def save(self, data: None) -> NoReturn:
         raise DatasetError(
@@ -80,6 +99,8 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {
+            "filepath": f"{context.display_path(self._engine.database)} | query at "
+            f"{self._ref or 'HEAD'}",
             "database": str(self._engine.database),
             "sql": self._sql,
             "ref": self._ref or "HEAD",

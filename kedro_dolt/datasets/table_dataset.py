@@ -354,8 +354,17 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         # Through JSON so NaN/NaT/timestamps arrive as null and ISO strings in kedro-viz.
         return TablePreview(json.loads(read.frame.to_json(orient="split", date_format="iso")))
 
+    def _location(self) -> str:
+        """Where the data lives, in one line; kedro-viz shows it as the dataset's file path."""
+        ref = self._ref or (self._version.load if self._version and self._version.load else None)
+        return (
+            f"{context.display_path(self._engine.database)} | table {self._table} | "
+            f"branch {_branch_label(self._strategy.describe())} | ref {ref or 'head'}"
+        )
+
     def _describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
+            "filepath": self._location(),
             "database": str(self._engine.database),
             "table": self._table,
             "branch": self._strategy.describe(),
@@ -370,3 +379,15 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if self._version is not None:
             described["version"] = self._version
         return described
+
+
+def _branch_label(described: Mapping[str, Any]) -> str:
+    """``main``, ``exp-1 (new from main)`` or ``main (merged from c2, on conflict fail)``."""
+    if described.get("strategy") == "new":
+        return f"{described['name']} (new from {described['start_point']})"
+    if described.get("strategy") == "merge":
+        return (
+            f"{described['into']} (merged from {described['from']}, "
+            f"on conflict {described['on_conflict']})"
+        )
+    return str(described.get("name") or "checked-out")

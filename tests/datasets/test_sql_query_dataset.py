@@ -75,4 +75,9 @@ class TestDoltSQLQueryDataset:
 
     def test_describe(self, repo):
         dataset = DoltSQLQueryDataset(database=str(repo), sql="SELECT 1", ref="v1")
-        assert dataset._describe() == {"database": str(repo), "sql": "SELECT 1", "ref": "v1"}
+        assert dataset._describe() == {
+            "filepath": f"{repo} | query at v1",
+            "database": str(repo),
+            "sql": "SELECT 1",
+            "ref": "v1",
+        }

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from kedro.io.core import DatasetError
 
-from kedro_dolt import AppendBranch, DoltTableDataset
+from kedro_dolt import AppendBranch, DoltTableDataset, NewBranch
 from kedro_dolt.commits import parse_trailers
 from tests.conftest import dolt, dolt_rows, state
 
@@ -367,6 +367,12 @@ class TestDatasetContract:
         assert described["ref"] is None  # the strategy decides: branch dev
         assert described["branch"] == {"strategy": "append", "name": "dev"}
         assert described["save_args"]["primary_key"] == "id"
+        # kedro-viz shows "filepath" as the location: database, table, branch and ref.
+        assert described["filepath"] == f"{repo} | table c | branch dev | ref head"
+        new = DoltTableDataset(database="data/wh", table="t", branch=NewBranch("exp"), ref="v1")
+        assert (
+            new._describe()["filepath"] == "data/wh | table t | branch exp (new from main) | ref v1"
+        )
 
     def test_relative_database_resolves_against_cwd(self, tmp_path, monkeypatch, companies):
         monkeypatch.chdir(tmp_path)
