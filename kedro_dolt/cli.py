@@ -175,6 +175,8 @@ def log(
                     "run_id": trailers.get("run_id"),
                     "pipeline": trailers.get("pipeline"),
                     "node": trailers.get("node"),
+                    "project": trailers.get("project"),
+                    "kedro_version": trailers.get("kedro_version"),
                     "author": entry.author,
                     "message": entry.message.splitlines()[0] if entry.message else "",
                 }

@@ -93,6 +93,7 @@ class TestLog:
             ("companies", first, "make_companies"),
         ]
         assert all(d["pipeline"] == "__default__" for d in data)
+        assert all(d["project"] == "companies_demo" and d["kedro_version"] for d in data)
 
     def test_all_datasets_table(self, project):
         root, first, second = project
