@@ -27,7 +27,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -102,6 +102,17 @@ def explain(dolt_message: str, default: str = "") -> str:
         if fragment in lowered:
             return fix
     return default
+
+
+@contextlib.contextmanager
+def _translated(what: str, fix: str = "") -> Iterator[None]:
+    """Turn a failed ``dolt`` run into a ``DoltError``: what failed, the fix, Dolt's message."""
+    try:
+        yield
+    except DoltCommandError as exc:
+        raise DoltError(
+            what, fix=explain(exc.dolt_message, fix), dolt_message=exc.dolt_message
+        ) from exc
 
 
 def _lineage_statements(table: str, lineage_table: str, row: dict[str, Any]) -> list[str]:
@@ -378,13 +389,8 @@ class DoltCLIEngine:
         self, script: str, *, branch: str | None = None, what: str
     ) -> list[list[dict[str, Any]]]:
         self._require()
-        with repository_lock(self.database, exclusive=False):
-            try:
-                return self._sql_json(script, branch=branch)
-            except DoltCommandError as exc:
-                raise DoltError(
-                    what, fix=explain(exc.dolt_message), dolt_message=exc.dolt_message
-                ) from exc
+        with repository_lock(self.database, exclusive=False), _translated(what):
+            return self._sql_json(script, branch=branch)
 
     # -- repository -------------------------------------------------------------------------
 
@@ -399,14 +405,11 @@ class DoltCLIEngine:
             if self.exists():  # another process won the race
                 return
             args = ["init"] + (["-b", validate_branch(initial_branch)] if initial_branch else [])
-            try:
+            with _translated(
+                f"Cannot create a Dolt repository at {self.database}.",
+                "check the directory is writable.",
+            ):
                 self._run(args, data_dir=False)
-            except DoltCommandError as exc:
-                raise DoltError(
-                    f"Cannot create a Dolt repository at {self.database}.",
-                    fix=explain(exc.dolt_message, "check the directory is writable."),
-                    dolt_message=exc.dolt_message,
-                ) from exc
 
     def author(self) -> str:
         """``Name <email>`` from Dolt's config (local over global) for commits made in SQL.
@@ -527,15 +530,10 @@ class DoltCLIEngine:
                 "COMMIT;"
                 "SELECT dolt_hashof('HEAD') AS h;"
             )
-            try:
+            with _translated(
+                f"Cannot merge {source!r} into {into!r} in {self.database}; {into!r} is unchanged."
+            ):
                 rows = self._sql_json(script, branch=into)
-            except DoltCommandError as exc:
-                raise DoltError(
-                    f"Cannot merge {source!r} into {into!r} in {self.database}; "
-                    f"{into!r} is unchanged.",
-                    fix=explain(exc.dolt_message),
-                    dolt_message=exc.dolt_message,
-                ) from exc
         merged = rows[1][0]
         return MergeResult(
             into=into,
@@ -548,16 +546,10 @@ class DoltCLIEngine:
         )
 
     def _merge_conflicts(self, src: str, dst: str, source: str, into: str) -> dict[str, int]:
-        try:
+        with _translated(f"Cannot merge {source!r} into {into!r} in {self.database}."):
             rows = self._sql_json(
                 f"SELECT * FROM dolt_preview_merge_conflicts_summary({dst}, {src});"
             )
-        except DoltCommandError as exc:
-            raise DoltError(
-                f"Cannot merge {source!r} into {into!r} in {self.database}.",
-                fix=explain(exc.dolt_message),
-                dolt_message=exc.dolt_message,
-            ) from exc
         return {
             r["table"]: int(r.get("num_data_conflicts") or 0)
             + int(r.get("num_schema_conflicts") or 0)
@@ -633,13 +625,8 @@ class DoltCLIEngine:
         self, script: str, *, what: str, branch: str | None = None, fix: str = ""
     ) -> list[list[dict[str, Any]]]:
         self._require()
-        with repository_lock(self.database, exclusive=True):
-            try:
-                return self._sql_json(script, branch=branch)
-            except DoltCommandError as exc:
-                raise DoltError(
-                    what, fix=explain(exc.dolt_message, fix), dolt_message=exc.dolt_message
-                ) from exc
+        with repository_lock(self.database, exclusive=True), _translated(what, fix):
+            return self._sql_json(script, branch=branch)
 
     # -- remotes ------------------------------------------------------------------------------
 
@@ -747,7 +734,7 @@ class DoltCLIEngine:
         self._require()
         with repository_lock(self.database, exclusive=False):
             where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
-            try:
+            with _translated(f"Cannot load {where} from {self.database}."):
                 meta = self._sql_json(
                     f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b;"
                     f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};",
@@ -766,12 +753,6 @@ class DoltCLIEngine:
                     f"SELECT {select} FROM {table_sql} AS OF {quote_string(commit)}{order}{lim};",
                     fmt="parquet",
                 )
-            except DoltCommandError as exc:
-                raise DoltError(
-                    f"Cannot load {where} from {self.database}.",
-                    fix=explain(exc.dolt_message),
-                    dolt_message=exc.dolt_message,
-                ) from exc
         frame = decode_table(pq.read_table(BytesIO(data)), schema)
         return TableRead(commit, schema, frame, str(meta[0][0].get("b") or ""))
 
@@ -857,27 +838,21 @@ class DoltCLIEngine:
         """The first ``limit`` changed rows (``dolt_diff``: to_*, from_*, diff_type), for
         display: values arrive as JSON types."""
         self._require()
-        with repository_lock(self.database, exclusive=False):
-            try:
-                # dolt_diff takes literal refs only (a variable fails inside Dolt).
-                ends = self._sql_json(
-                    f"SELECT {_hash_expression(validate_ref(from_ref))} AS a, "
-                    f"{_hash_expression(validate_ref(to_ref))} AS b;",
-                    branch=branch,
-                )[0][0]
-                # JSON, not Parquet: Dolt's Parquet writer fails on the NULL keys of added rows.
-                rows = self._sql_json(
-                    f"SELECT * FROM dolt_diff({quote_string(str(ends['a']))}, "
-                    f"{quote_string(str(ends['b']))}, {quote_string(validate_table(table))}) "
-                    f"LIMIT {int(limit)};",
-                    branch=branch,
-                )
-            except DoltCommandError as exc:
-                raise DoltError(
-                    f"Cannot diff {table!r} between {from_ref!r} and {to_ref!r}.",
-                    fix=explain(exc.dolt_message),
-                    dolt_message=exc.dolt_message,
-                ) from exc
+        what = f"Cannot diff {table!r} between {from_ref!r} and {to_ref!r}."
+        with repository_lock(self.database, exclusive=False), _translated(what):
+            # dolt_diff takes literal refs only (a variable fails inside Dolt).
+            ends = self._sql_json(
+                f"SELECT {_hash_expression(validate_ref(from_ref))} AS a, "
+                f"{_hash_expression(validate_ref(to_ref))} AS b;",
+                branch=branch,
+            )[0][0]
+            # JSON, not Parquet: Dolt's Parquet writer fails on the NULL keys of added rows.
+            rows = self._sql_json(
+                f"SELECT * FROM dolt_diff({quote_string(str(ends['a']))}, "
+                f"{quote_string(str(ends['b']))}, {quote_string(validate_table(table))}) "
+                f"LIMIT {int(limit)};",
+                branch=branch,
+            )
         changes = rows[0] if rows else []
         columns = list(dict.fromkeys(key for row in changes for key in row))  # JSON drops NULLs
         return pd.DataFrame(changes, columns=columns)
@@ -945,18 +920,17 @@ class DoltCLIEngine:
         committed data only and cannot change anything.
         """
         self._require()
-        with repository_lock(self.database, exclusive=False):
-            try:
-                at = _hash_expression(validate_ref(ref or "HEAD"))
-                info = self._sql_json(f"SELECT database() AS db, {at} AS h;")[0][0]
-                revision = quote_identifier(f"{info['db']}/{info['h']}")
-                data = self._sql(f"USE {revision};\n{sql.strip().rstrip(';')};", fmt="parquet")
-            except DoltCommandError as exc:
-                raise DoltError(
-                    f"Query failed on {self.database} at {ref or 'HEAD'!r}.",
-                    fix=explain(exc.dolt_message, "check the SQL (one read-only SELECT)."),
-                    dolt_message=exc.dolt_message,
-                ) from exc
+        with (
+            repository_lock(self.database, exclusive=False),
+            _translated(
+                f"Query failed on {self.database} at {ref or 'HEAD'!r}.",
+                "check the SQL (one read-only SELECT).",
+            ),
+        ):
+            at = _hash_expression(validate_ref(ref or "HEAD"))
+            info = self._sql_json(f"SELECT database() AS db, {at} AS h;")[0][0]
+            revision = quote_identifier(f"{info['db']}/{info['h']}")
+            data = self._sql(f"USE {revision};\n{sql.strip().rstrip(';')};", fmt="parquet")
         if not data:
             raise DoltError(
                 "The query returned no result set.",
