@@ -245,6 +245,17 @@ class LogEntry:
     date: str
     message: str
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LogEntry:
+        """From a ``dolt_log``/``dolt_diff`` row (JSON omits NULL columns)."""
+        return cls(
+            row["commit_hash"],
+            row.get("committer", ""),
+            row.get("email", ""),
+            str(row.get("date", "")),
+            row.get("message", ""),
+        )
+
 
 @dataclass(frozen=True)
 class RepositoryState:
@@ -610,16 +621,7 @@ class DoltCLIEngine:
             f"SELECT commit_hash, committer, email, date, message FROM {source}{lim};",
             what=f"Cannot read the log of {ref or 'the checked-out branch'!r}.",
         )
-        return [
-            LogEntry(
-                r["commit_hash"],
-                r.get("committer", ""),
-                r.get("email", ""),
-                str(r.get("date", "")),
-                r.get("message", ""),
-            )
-            for r in (rows[0] if rows else [])
-        ]
+        return [LogEntry.from_row(r) for r in (rows[0] if rows else [])]
 
     def _write(
         self, script: str, *, what: str, branch: str | None = None, fix: str = ""
@@ -869,16 +871,7 @@ class DoltCLIEngine:
             branch=branch,
             what=f"Cannot read the history of {table!r}.",
         )
-        return [
-            LogEntry(
-                r["commit_hash"],
-                r.get("committer", ""),
-                r.get("email", ""),
-                str(r.get("date", "")),
-                r.get("message", ""),
-            )
-            for r in (rows[0] if rows else [])
-        ]
+        return [LogEntry.from_row(r) for r in (rows[0] if rows else [])]
 
     def table_hash(self, table: str, *, ref: str, branch: str | None = None) -> str | None:
         """Dolt's content hash of ``table`` (schema + rows) at ``ref``; ``None`` if absent."""
