@@ -80,6 +80,15 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
           load_args:
             columns: [id, name]
 
+        features_experiment:
+          type: kedro_dolt.DoltTableDataset
+          database: data/warehouse
+          table: features
+          branch: {strategy: new, name: exp-42, start_point: main}   # or merge: from/into
+          remote: {name: origin, url: "file:///srv/dolt/warehouse"}  # pull before, push after
+          meta: {table: kedro_runs}     # lineage rows committed with the data
+          versioned: true               # kedro run --load-versions features:<commit|tag|run id>
+
     Example usage for the `Python API <https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/>`_:
 
     .. code-block:: pycon
