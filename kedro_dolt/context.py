@@ -9,6 +9,7 @@ start after ``before_pipeline_run`` and inherit them.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,10 @@ def run_branch() -> str | None:
 
 
 def project_name() -> str | None:
-    from kedro.framework.project import PACKAGE_NAME
-
-    return PACKAGE_NAME
+    # Only when Kedro set a project up: importing kedro.framework.project ourselves would
+    # configure Kedro's logging in plain-Python use.
+    project = sys.modules.get("kedro.framework.project")
+    return getattr(project, "PACKAGE_NAME", None)
 
 
 def display_path(path: Path) -> str:
