@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from . import context as run_context
@@ -148,10 +149,13 @@ class DoltHooks:
     @staticmethod
     def _load_config(context: Any) -> HookConfig:
         loader = context.config_loader
+        patterns = getattr(loader, "config_patterns", None)
+        if patterns is None:  # a custom loader without patterns: defaults
+            return HookConfig()
+        patterns.setdefault("dolt", CONFIG_PATTERNS)
         try:
-            loader.config_patterns.setdefault("dolt", CONFIG_PATTERNS)
             raw = loader["dolt"]
-        except Exception:  # no dolt.yml (MissingConfigException) or a loader without patterns
+        except MissingConfigException:  # no dolt.yml: defaults
             raw = {}
         unknown = sorted(set(raw) - {"manifest_dir"})
         if unknown:
