@@ -49,6 +49,8 @@ from .naming import (
 from .schema import TableSchema, decode_table, encode_rows, load_data_statement
 
 BINARY_ENV = "KEDRO_DOLT_BINARY"
+#: ``(lineage_table, row)`` to add in a save's commit, or ``None``.
+Lineage = tuple[str, dict[str, Any]] | None
 INSTALL_HINT = (
     "install Dolt with `make dolt` (scripts/install-dolt) or put `dolt` on PATH, "
     f"or set {BINARY_ENV} to the dolt executable"
@@ -309,7 +311,7 @@ class DoltEngine(Protocol):
         schema: TableSchema,
         branch: str | None,
         message: str,
-        lineage: tuple[str, dict[str, Any]] | None = None,
+        lineage: Lineage = None,
     ) -> CommitResult: ...
     def diff_stat(self, from_ref: str, to_ref: str, table: str) -> DiffStat: ...
     def diff_rows(
@@ -766,7 +768,7 @@ class DoltCLIEngine:
         schema: TableSchema,
         branch: str | None,
         message: str,
-        lineage: tuple[str, dict[str, Any]] | None = None,
+        lineage: Lineage = None,
     ) -> CommitResult:
         """Make ``frame`` the whole content of ``table`` on ``branch`` in at most one commit.
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
-from .engine import DiffStat, DoltEngine, MergeResult
+from .engine import DiffStat, DoltEngine, Lineage, MergeResult
 from .errors import DoltError
 from .naming import validate_branch, validate_ref
 from .schema import TableSchema
@@ -31,8 +31,6 @@ from .schema import TableSchema
 logger = logging.getLogger(__name__)
 
 ON_CONFLICT = ("fail", "ours", "theirs")
-#: ``(lineage_table, row)`` to add in the save's commit, or ``None``.
-Lineage = tuple[str, dict[str, Any]] | None
 TEMP_BRANCH_PREFIX = "kedro-dolt/merge-"
 
 
