@@ -17,7 +17,7 @@ import click
 from .commits import parse_trailers
 from .datasets import DoltTableDataset
 from .errors import DoltError
-from .naming import RUN_ID_RE, run_state_ref
+from .naming import RUN_ID_RE
 
 _OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--env", "-e", default=None, help="Kedro configuration environment."),
@@ -250,11 +250,7 @@ def diff(
 
 def _since_ref(dataset: DoltTableDataset, since: str) -> str:
     """The ref of ``since`` for one dataset: a run id means what that run left behind."""
-    branch = _branch(dataset)
-    if not RUN_ID_RE.match(since):
-        return since
-    commit = dataset.engine.find_run_commit(since, table=dataset.table, branch=branch)
-    return commit or run_state_ref(since, branch)
+    return dataset.ref_of_run(since, _branch(dataset)) if RUN_ID_RE.match(since) else since
 
 
 @dolt.command()

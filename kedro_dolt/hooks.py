@@ -92,14 +92,15 @@ def _on_record(record: ActionRecord) -> None:
             handle.write(line)
 
 
-_listening: list[bool] = []
+_listening = False
 
 
 def _listen() -> None:
     """Subscribe the log/spool listener once per process (parent and each worker)."""
+    global _listening
     if not _listening:
         subscribe(_on_record)
-        _listening.append(True)
+        _listening = True
 
 
 def _read_spool(path: str | None) -> list[ActionRecord]:

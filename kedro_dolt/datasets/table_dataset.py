@@ -200,11 +200,14 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         ref, branch = strategy.load_location(self._engine)
         wanted = self._version.load if self._version is not None else None
         if wanted and RUN_ID_RE.match(wanted):
-            found = self._engine.find_run_commit(wanted, table=self._table, branch=branch)
-            # No commit of this table by that run: its data was unchanged, so the table's
-            # state at the run's start is what the run saw.
-            return found or run_state_ref(wanted, branch), branch
+            return self.ref_of_run(wanted, branch), branch
         return wanted or self._ref or ref, branch
+
+    def ref_of_run(self, run_id: str, branch: str | None) -> str:
+        """The commit Kedro run ``run_id`` made of this table on ``branch``; if it made none
+        (its data was unchanged), the branch as of the run's start, which is what it saw."""
+        found = self._engine.find_run_commit(run_id, table=self._table, branch=branch)
+        return found or run_state_ref(run_id, branch)
 
     def _record(self, kind: str, **fields: Any) -> ActionRecord:
         record = ActionRecord(
