@@ -22,20 +22,25 @@ Design notes (see docs/dolt-facts.md):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import random
 import shutil
+import signal
 import subprocess
-import tempfile
-from collections.abc import Iterator, Sequence
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from . import scratch
 from .errors import DoltCommandError, DoltError
 from .locking import repository_lock
 from .naming import (
@@ -47,6 +52,8 @@ from .naming import (
     validate_table,
 )
 from .schema import TableSchema, decode_table, encode_rows, load_data_statement
+
+T = TypeVar("T")
 
 BINARY_ENV = "KEDRO_DOLT_BINARY"
 #: ``(lineage_table, row)`` to add in a save's commit, or ``None``.
@@ -90,11 +97,27 @@ _FIXES: tuple[tuple[str, str], ...] = (
         "or run kedro-dolt against that server.",
     ),
     (
+        "would be stomped",
+        "the table has uncommitted changes on that branch, which a save will not overwrite: "
+        "commit them (`dolt add <table>; dolt commit -m ...`) or discard them "
+        "(`dolt checkout <table>`), then save again.",
+    ),
+    (
+        "no space left",
+        "the disk holding the repository (or the temp dir) is full: free space and save again.",
+    ),
+    (
         "author identity",
         "configure Dolt: `dolt config --global --add user.name NAME` and "
         "`dolt config --global --add user.email EMAIL`.",
     ),
 )
+
+
+def dolt_summary(message: str) -> str:
+    """Dolt's message without a Go panic's goroutine dump (the first lines say what failed)."""
+    head, sep, _ = message.partition("\ngoroutine ")
+    return head.strip() + ("\n(Go stack trace omitted)" if sep else "")
 
 
 def explain(dolt_message: str, default: str = "") -> str:
@@ -117,6 +140,46 @@ def _translated(what: str, fix: str = "") -> Iterator[None]:
         ) from exc
 
 
+#: Dolt's messages for an optimistic-concurrency failure: another process (a plain `dolt sql`
+#: reader included) held the store for a moment. The statement changed nothing: try again.
+_TRANSIENT = ("cannot update manifest", "database is read only", "serialization failure")
+RETRY_ATTEMPTS = 6
+RETRY_BASE_DELAY = 0.05  # seconds; doubled per attempt, with jitter
+
+
+def is_transient(exc: DoltCommandError) -> bool:
+    lowered = exc.dolt_message.lower()
+    return any(fragment in lowered for fragment in _TRANSIENT)
+
+
+def with_retries(attempt: Callable[[], T]) -> T:
+    """Run ``attempt``; after a transient Dolt error, again with backoff (bounded)."""
+    for tries in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except DoltCommandError as exc:
+            if tries == RETRY_ATTEMPTS or not is_transient(exc):
+                raise
+            time.sleep(RETRY_BASE_DELAY * 2 ** (tries - 1) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """Runs in each ``dolt`` child before exec: the kernel kills it when its parent dies, so
+    a killed Python process never leaves a `dolt` writing without kedro-dolt's lock."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _child_env() -> dict[str, str]:
+    # Without it every dolt start leaves a detached `dolt send-metrics` process behind.
+    return {**os.environ, "DOLT_DISABLE_EVENT_FLUSH": "1"}
+
+
 def _lineage_statements(table: str, lineage_table: str, row: dict[str, Any]) -> list[str]:
     """Create the lineage table if needed and add ``row``, only when ``table`` is staged."""
     from .metadata import LINEAGE_COLUMNS  # the lineage table's schema is metadata's
@@ -133,6 +196,11 @@ def _lineage_statements(table: str, lineage_table: str, row: dict[str, Any]) -> 
         f"(SELECT 1 FROM dolt_status WHERE table_name = {quote_string(table)} AND staged);",
         f"CALL dolt_add({quote_string(lineage_table)});",
     ]
+
+
+def _json_lines(out: bytes) -> list[dict[str, Any]]:
+    """One ``{"rows": [...]}`` object per statement that returned rows (``{}`` for none)."""
+    return [json.loads(line) for line in out.decode("utf-8").splitlines() if line.strip()]
 
 
 def _hash_expression(ref: str) -> str:
@@ -365,21 +433,41 @@ class DoltCLIEngine:
         cmd = [self.binary, *(["--data-dir", str(self.database)] if data_dir else []), *args]
         try:
             proc = subprocess.run(
-                cmd, input=stdin, cwd=cwd or self.database, capture_output=True, check=False
+                cmd,
+                input=stdin,
+                cwd=cwd or self.database,
+                capture_output=True,
+                check=False,
+                env=_child_env(),
+                preexec_fn=_die_with_parent,
             )
         except FileNotFoundError as exc:
             raise DoltError(f"Cannot run {cmd[0]!r}: {exc}.", fix=INSTALL_HINT) from exc
         if proc.returncode != 0:
             message = (proc.stderr or proc.stdout).decode("utf-8", "replace")
-            raise DoltCommandError(list(args), proc.returncode, message)
+            raise DoltCommandError(
+                list(args), proc.returncode, dolt_summary(message), stdout=proc.stdout
+            )
         return proc.stdout
 
     def _sql(
-        self, script: str, *, branch: str | None = None, fmt: str = "json", cwd: str | None = None
+        self,
+        script: str,
+        *,
+        branch: str | None = None,
+        fmt: str = "json",
+        cwd: str | None = None,
+        retry: bool = True,
     ) -> bytes:
+        """Run a SQL script; ``retry`` repeats it after transient errors (only for scripts
+        that change nothing when they fail, or whose every statement is idempotent)."""
         args = (["--branch", branch] if branch else []) + ["sql", "-r", fmt]
         # Scripts go on stdin: a -q argument is capped at 128 KiB by Linux.
-        return self._run(args, stdin=script.encode("utf-8"), cwd=cwd)
+
+        def run() -> bytes:
+            return self._run(args, stdin=script.encode("utf-8"), cwd=cwd)
+
+        return with_retries(run) if retry else run()
 
     def _sql_json(self, script: str, *, branch: str | None = None) -> list[list[dict[str, Any]]]:
         """Run ``script``; one list of rows per statement that returned rows.
@@ -513,61 +601,97 @@ class DoltCLIEngine:
         """Merge ``source`` into branch ``into`` (fast-forward when possible).
 
         ``on_conflict``: ``fail`` raises ``DoltError`` listing the conflicting keys and changes
-        nothing; ``ours`` keeps ``into``'s cells; ``theirs`` takes ``source``'s.
+        nothing; ``ours`` keeps ``into``'s cells; ``theirs`` takes ``source``'s. The merge is
+        made and committed on a scratch branch from ``into``'s head, which ``into`` is then
+        fast-forwarded to: the merge commit never takes the user's uncommitted work, and a
+        failed merge leaves ``into`` as it was.
         """
         src, dst = quote_string(validate_ref(source)), quote_string(validate_branch(into))
-        author = quote_string(self.author())
         self._require()
         with repository_lock(self.database, exclusive=True):
-            conflicts = self._merge_conflicts(src, dst, source, into)
-            if conflicts and on_conflict == "fail":
-                keys = {t: self._conflicting_keys(src, dst, t) for t in sorted(conflicts)}
+            data, schema = self._merge_conflicts(src, dst, source, into)
+            if schema:
+                raise DoltError(
+                    f"Merging {source!r} into {into!r} gives schema conflicts in table(s) "
+                    f"{sorted(schema)}: both sides changed the columns or primary key "
+                    f"differently. Nothing was merged and {into!r} is unchanged.",
+                    fix="save with the columns, types and primary key the table has on "
+                    f"{into!r}, or change the table's schema on {into!r} first; on_conflict "
+                    "ours/theirs resolves row conflicts only.",
+                )
+            if data and on_conflict == "fail":
+                keys = {t: self._conflicting_keys(src, dst, t) for t in sorted(data)}
                 raise DoltError(
                     f"Merging {source!r} into {into!r} conflicts; conflicting keys by table: "
                     f"{keys}. Nothing was merged and {into!r} is unchanged.",
                     fix="resolve the conflict in the data, or set on_conflict: ours (keep "
                     f"{into!r}'s values) or on_conflict: theirs (keep the new data).",
                 )
-            resolve = "".join(
-                f"CALL dolt_conflicts_resolve('--{on_conflict}', {quote_string(t)});"
-                for t in sorted(conflicts)
+            return with_retries(
+                lambda: self._merge_on_scratch(source, into, message, on_conflict, data)
             )
+
+    def _merge_on_scratch(
+        self, source: str, into: str, message: str, on_conflict: str, conflicts: dict[str, int]
+    ) -> MergeResult:
+        name = quote_string(scratch.branch_name("merge"))
+        author, msg = quote_string(self.author()), quote_string(message)
+        statements = [
+            "SELECT dolt_hashof('HEAD') AS from_commit, active_branch() AS branch;",
+            "SELECT table_name, staged, status FROM dolt_status;",
+            "SET @kedro_dolt_branch = active_branch();",
+            f"CALL dolt_branch({name});",
+            f"CALL dolt_checkout({name});",
             # In one transaction: a conflicted merge is resolved and committed, or nothing is.
-            script = (
-                "SET @@autocommit = 0;"
-                "SELECT dolt_hashof('HEAD') AS h;"
-                f"CALL dolt_merge({src}, '-m', {quote_string(message)}, '--author', {author});"
-                f"{resolve}"
-                f"CALL dolt_commit('-A', '--skip-empty', '-m', {quote_string(message)}, "
-                f"'--author', {author});"
-                "COMMIT;"
-                "SELECT dolt_hashof('HEAD') AS h;"
+            "SET @@autocommit = 0;",
+            f"CALL dolt_merge({quote_string(source)}, '-m', {msg}, '--author', {author});",
+            f"CALL dolt_conflicts_resolve('--{on_conflict}', '.');" if conflicts else "",
+            # The scratch branch holds nothing but the merge: -A takes only its result.
+            f"CALL dolt_commit('-A', '--skip-empty', '-m', {msg}, '--author', {author});",
+            "COMMIT;",
+            "SET @@autocommit = 1;",
+            "CALL dolt_checkout(@kedro_dolt_branch);",
+            f"CALL dolt_merge('--ff-only', {name});",
+            f"CALL dolt_branch('-D', {name});",
+            "SELECT dolt_hashof('HEAD') AS to_commit;",
+        ]
+        try:
+            out = self._sql("\n".join(s for s in statements if s), branch=into, retry=False)
+        except DoltCommandError as exc:
+            before, now = self._after_failed_script(
+                f"merge {source!r} into {into!r}", into, name, exc, merges=2
             )
-            with _translated(
-                f"Cannot merge {source!r} into {into!r} in {self.database}; {into!r} is unchanged."
-            ):
-                rows = self._sql_json(script, branch=into)
-        merged = rows[1][0]
-        return MergeResult(
+            return MergeResult(into, source, before, now, fast_forward=False)
+        lines = _json_lines(out)
+        merged = next(r for line in lines for r in line.get("rows", []) if "fast_forward" in r)
+        result = MergeResult(
             into=into,
             source=source,
-            from_commit=str(rows[0][0]["h"]),
-            to_commit=str(rows[-1][0]["h"]),
+            from_commit=str(lines[0]["rows"][0]["from_commit"]),
+            to_commit=str(lines[-1]["rows"][0]["to_commit"]),
             fast_forward=bool(int(merged.get("fast_forward") or 0)),
             conflicts=sum(conflicts.values()),
             resolved=on_conflict if conflicts else None,
         )
+        if result.from_commit != result.to_commit:
+            self._restage(lines[1].get("rows", []), into)
+        return result
 
-    def _merge_conflicts(self, src: str, dst: str, source: str, into: str) -> dict[str, int]:
+    def _merge_conflicts(
+        self, src: str, dst: str, source: str, into: str
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Data and schema conflicts per table that merging ``src`` into ``dst`` would give."""
         with _translated(f"Cannot merge {source!r} into {into!r} in {self.database}."):
             rows = self._sql_json(
                 f"SELECT * FROM dolt_preview_merge_conflicts_summary({dst}, {src});"
             )
-        return {
-            r["table"]: int(r.get("num_data_conflicts") or 0)
-            + int(r.get("num_schema_conflicts") or 0)
-            for r in (rows[0] if rows else [])
-        }
+        data, schema = {}, {}
+        for r in rows[0] if rows else []:
+            if int(r.get("num_schema_conflicts") or 0):
+                schema[r["table"]] = int(r["num_schema_conflicts"])
+            elif int(r.get("num_data_conflicts") or 0):
+                data[r["table"]] = int(r["num_data_conflicts"])
+        return data, schema
 
     def _conflicting_keys(self, src: str, dst: str, table: str) -> list[Any]:
         try:
@@ -773,56 +897,179 @@ class DoltCLIEngine:
         """Make ``frame`` the whole content of ``table`` on ``branch`` in at most one commit.
 
         ``branch=None`` writes to the checked-out branch. Nothing is checked out. Identical
-        content makes no commit. On failure the table is restored and ``DoltError`` raised.
-        ``lineage=(lineage_table, row)`` adds ``row`` to that table in the same commit, only
-        when ``table`` changed (so an unchanged save still makes no commit).
+        content makes no commit. ``lineage=(lineage_table, row)`` adds ``row`` to that table
+        in the same commit, only when ``table`` changed.
+
+        The rows are written and committed on a private scratch branch made from the target's
+        head, then the target is fast-forwarded to that commit: nobody reading the target ever
+        sees a half-written table, the commit holds only ``table`` (and the lineage table),
+        the user's uncommitted work on the target stays in its working set, and a failed or
+        killed save leaves the target exactly as it was (see :mod:`kedro_dolt.scratch`).
         """
-        table_sql = quote_identifier(validate_table(table))
-        branch_args = validate_branch(branch) if branch else None
-        rows = encode_rows(frame, schema)  # before the lock: pure CPU work
-        self.ensure_repository(initial_branch=branch)
+        validate_table(table)
+        target = validate_branch(branch) if branch else None
+        self.ensure_repository(initial_branch=target)
         author = self.author()
-        with (
-            repository_lock(self.database, exclusive=True),
-            tempfile.TemporaryDirectory(prefix="kedro-dolt-") as tmp,
-        ):
-            # LOAD DATA only reads files under the working directory of the dolt process.
+        scratch.remove_stale_temp_dirs()
+        with scratch.temp_dir() as tmp:
+            # Encoding is pure CPU work: done before taking the lock.
+            encoded = encode_rows(frame, schema)
             path = Path(tmp) / "rows.tsv"
-            path.write_bytes(rows)
-            statements = [
-                "SET @kedro_dolt_from = dolt_hashof('HEAD');",
-                f"DROP TABLE IF EXISTS {table_sql};",
+            path.write_bytes(encoded.data)
+            load = (
+                load_data_statement(table, schema, str(path), encoded.prefixed)
+                if encoded.data
+                else ""
+            )
+            body = [
+                f"DROP TABLE IF EXISTS {quote_identifier(table)};",
                 schema.ddl(table) + ";",
-                (load_data_statement(table, schema, str(path)) + ";") if rows else "",
+                (load + ";") if load else "",
                 f"CALL dolt_add({quote_string(table)});",
                 *(_lineage_statements(table, *lineage) if lineage else []),
                 f"CALL dolt_commit('--skip-empty', '--author', {quote_string(author)}, "
                 f"'-m', {quote_string(message)});",
-                "SET @kedro_dolt_to = dolt_hashof('HEAD');",
-                "SELECT @kedro_dolt_from AS from_commit, @kedro_dolt_to AS to_commit, "
-                "active_branch() AS branch;",
-                "SELECT * FROM dolt_diff_stat(@kedro_dolt_from, @kedro_dolt_to, "
-                f"{quote_string(table)});",
             ]
-            try:
-                out = self._sql("\n".join(s for s in statements if s), branch=branch_args, cwd=tmp)
-            except DoltCommandError as exc:
-                self._restore_table(table, branch_args)
-                raise DoltError(
-                    f"Cannot save table {table!r} to branch "
-                    f"{branch or '(checked out)'!r} of {self.database}; nothing was changed.",
-                    fix=explain(exc.dolt_message),
-                    dolt_message=exc.dolt_message,
-                ) from exc
-        lines = [line for line in out.decode("utf-8").splitlines() if line.strip()]
-        *_, head, stats = (json.loads(line) for line in lines)
-        result = head["rows"][0]
-        return CommitResult(
-            result["branch"],
-            result["from_commit"],
-            result["to_commit"],
-            DiffStat.from_row((stats.get("rows") or [None])[0]),
-        )
+            with repository_lock(self.database, exclusive=True):
+                return with_retries(
+                    lambda: self._commit_on_scratch(table, schema, target, body, cwd=tmp)
+                )
+
+    def _commit_on_scratch(
+        self,
+        table: str,
+        schema: TableSchema,
+        target: str | None,
+        body: Sequence[str],
+        *,
+        cwd: str,
+    ) -> CommitResult:
+        """Run ``body`` on a new scratch branch from ``target``'s head, fast-forward
+        ``target`` to its commit, delete the scratch branch: one ``dolt`` start."""
+        name = quote_string(scratch.branch_name("save"))
+        key = quote_string(",".join(schema.primary_key))
+        in_schema = f"TABLE_SCHEMA = database() AND TABLE_NAME = {quote_string(table)}"
+        statements = [
+            # 1-3: where the target stands, its working set, leftover scratch branches.
+            "SELECT dolt_hashof('HEAD') AS from_commit, active_branch() AS branch;",
+            "SELECT table_name, staged, status FROM dolt_status;",
+            f"SELECT name FROM dolt_branches WHERE name LIKE "
+            f"{quote_string(scratch.BRANCH_PREFIX + '%')};",
+            "SET @kedro_dolt_from = dolt_hashof('HEAD');",
+            "SET @kedro_dolt_branch = active_branch();",
+            f"CALL dolt_branch({name});",
+            f"CALL dolt_checkout({name});",
+            # Old primary key: dolt_diff_stat cannot compare tables whose key changed.
+            "SET @kedro_dolt_key = (SELECT IFNULL(GROUP_CONCAT(COLUMN_NAME ORDER BY "
+            "ORDINAL_POSITION SEPARATOR ','), '') FROM information_schema.KEY_COLUMN_USAGE "
+            f"WHERE {in_schema} AND CONSTRAINT_NAME = 'PRIMARY');",
+            "SET @kedro_dolt_existed = (SELECT COUNT(*) FROM information_schema.TABLES "
+            f"WHERE {in_schema});",
+            *(s for s in body if s),
+            "SET @kedro_dolt_to = dolt_hashof('HEAD');",
+            "CALL dolt_checkout(@kedro_dolt_branch);",
+            # Atomic: the target moves to the new commit, or (e.g. when the table has
+            # uncommitted changes there) the statement fails and nothing moves.
+            f"CALL dolt_merge('--ff-only', {name});",
+            f"CALL dolt_branch('-D', {name});",
+            f"SET @kedro_dolt_diffable = @kedro_dolt_existed = 0 OR @kedro_dolt_key = {key};",
+            "SET @kedro_dolt_stat_from = IF(@kedro_dolt_diffable, @kedro_dolt_from, "
+            "@kedro_dolt_to);",
+            "SELECT @kedro_dolt_from AS from_commit, dolt_hashof('HEAD') AS to_commit, "
+            "@kedro_dolt_branch AS branch, @kedro_dolt_diffable AS diffable;",
+            "SELECT * FROM dolt_diff_stat(@kedro_dolt_stat_from, @kedro_dolt_to, "
+            f"{quote_string(table)});",
+        ]
+        try:
+            out = self._sql("\n".join(statements), branch=target, cwd=cwd, retry=False)
+        except DoltCommandError as exc:
+            before, now = self._after_failed_script(f"save table {table!r}", target, name, exc)
+            return CommitResult(target or "", before, now, DiffStat())
+        lines = _json_lines(out)
+        status, leftovers, result = lines[1], lines[2], lines[-2]["rows"][0]
+        committed = result["from_commit"] != result["to_commit"]
+        if committed:
+            self._restage(status.get("rows", []), target)
+        self._remove_stale_branches([r["name"] for r in leftovers.get("rows", [])])
+        stats = DiffStat.from_row((lines[-1].get("rows") or [None])[0])
+        if committed and not int(result.get("diffable") or 0):
+            # The primary key changed: Dolt sees a new table, so every row is replaced.
+            stats = self._replaced_rows(table, result["from_commit"], result["to_commit"])
+        return CommitResult(result["branch"], result["from_commit"], result["to_commit"], stats)
+
+    def _replaced_rows(self, table: str, before: str, after: str) -> DiffStat:
+        name = quote_identifier(table)
+        rows = self._sql_json(
+            f"SELECT (SELECT COUNT(*) FROM {name} AS OF {quote_string(before)}) AS old, "
+            f"(SELECT COUNT(*) FROM {name} AS OF {quote_string(after)}) AS new;"
+        )[0][0]
+        return DiffStat(added=int(rows["new"]), deleted=int(rows["old"]))
+
+    def _after_failed_script(
+        self,
+        action: str,
+        target: str | None,
+        scratch_sql: str,
+        exc: DoltCommandError,
+        *,
+        merges: int = 1,
+    ) -> tuple[str, str]:
+        """Remove the scratch branch of a failed save or merge script and find out what
+        happened: ``(head before, head now)`` when the target was fast-forwarded (the
+        script's ``merges``-th merge) before a later statement failed; otherwise raise,
+        saying "nothing was changed" only when the target's head is where it was."""
+        ran = _json_lines(exc.stdout)
+        before = ran[0]["rows"][0]["from_commit"] if ran and ran[0].get("rows") else None
+        done = sum("fast_forward" in r for line in ran for r in line.get("rows", []))
+        now = self._discard_scratch(scratch_sql, target)
+        where = f"branch {target or '(checked out)'!r} of {self.database}"
+        if before is not None and now is not None and now != before:
+            if done >= merges:
+                return str(before), str(now)  # done; only a statement after it failed
+            raise DoltError(
+                f"Cannot {action} on {where}: its head moved from {before} to {now} "
+                "meanwhile (another process committed).",
+                fix="check `dolt log` of the branch, then run again.",
+                dolt_message=exc.dolt_message,
+            ) from exc
+        if is_transient(exc):
+            raise exc  # nothing changed: with_retries tries again
+        raise DoltError(
+            f"Cannot {action} on {where}; nothing was changed.",
+            fix=explain(exc.dolt_message),
+            dolt_message=exc.dolt_message,
+        ) from exc
+
+    def _discard_scratch(self, scratch_sql: str, target: str | None) -> str | None:
+        """Delete a failed save's scratch branch; the target's head now (``None``: unknown)."""
+        script = f"SELECT dolt_hashof('HEAD') AS h; CALL dolt_branch('-D', {scratch_sql});"
+        try:
+            out = self._sql(script, branch=target)
+        except DoltCommandError as exc:
+            out = exc.stdout  # no scratch branch (the save failed before making it)
+        lines = _json_lines(out)
+        return str(lines[0]["rows"][0]["h"]) if lines and lines[0].get("rows") else None
+
+    def _restage(self, status: list[dict[str, Any]], branch: str | None) -> None:
+        """Stage again what the user had staged: a fast-forward resets the staged set.
+
+        A fast-forward fails when it would touch a table with uncommitted changes, so every
+        table in ``status`` is one the save left alone. Only tables whose whole change was
+        staged are re-added (re-adding a table with further unstaged edits would stage those
+        too); names Dolt would read as options are left alone.
+        """
+        staged = {r["table_name"] for r in status if r.get("staged")}
+        unstaged = {r["table_name"] for r in status if not r.get("staged")}
+        again = sorted(t for t in staged - unstaged if not t.startswith("-"))
+        if again:
+            with contextlib.suppress(DoltCommandError):
+                self._sql(f"CALL dolt_add({', '.join(map(quote_string, again))});", branch=branch)
+
+    def _remove_stale_branches(self, names: Sequence[str]) -> None:
+        """Delete scratch branches of dead kedro-dolt processes (crash debris)."""
+        for name in scratch.stale_branches(names):
+            with contextlib.suppress(DoltCommandError):
+                self._sql(f"CALL dolt_branch('-D', {quote_string(name)});")
 
     def diff_stat(self, from_ref: str, to_ref: str, table: str) -> DiffStat:
         if from_ref == to_ref:
@@ -896,15 +1143,6 @@ class DoltCLIEngine:
                 return None
             raise
         return str(hashed[-1][0]["h"])
-
-    def _restore_table(self, table: str, branch: str | None) -> None:
-        """Undo a failed save's working-set changes to ``table`` (and only to it)."""
-        name = quote_string(table)
-        # Separately: dolt_reset fails on a table that was never staged, and dolt_checkout
-        # fails on one that exists nowhere (the failed script then changed nothing).
-        for statement in (f"CALL dolt_reset({name});", f"CALL dolt_checkout({name});"):
-            with contextlib.suppress(DoltCommandError):
-                self._sql(statement, branch=branch)
 
     # -- queries ------------------------------------------------------------------------------
 

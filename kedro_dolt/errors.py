@@ -27,9 +27,10 @@ class DoltError(DatasetError):
 class DoltCommandError(DoltError):
     """The ``dolt`` process exited non-zero; ``dolt_message`` holds its stderr."""
 
-    def __init__(self, args: list[str], returncode: int, stderr: str) -> None:
+    def __init__(self, args: list[str], returncode: int, stderr: str, stdout: bytes = b"") -> None:
         self.args_run = args
         self.returncode = returncode
+        self.stdout = stdout  # results of the statements that ran before the failure
         super().__init__(
             f"`dolt {' '.join(args)}` failed with exit code {returncode}.",
             dolt_message=stderr,

@@ -99,10 +99,12 @@ def validate_table(name: str, *, key: str = "table") -> str:
             f"Invalid {key} {name!r}: names starting with 'dolt_' are Dolt system tables.",
             fix="choose a table name without the 'dolt_' prefix.",
         )
-    if not re.fullmatch(r"[A-Za-z0-9_$\- ]+", name) or name != name.strip():
+    # The first character is never '-': Dolt reads arguments of its procedures that start
+    # with '-' as options (dolt_add('-A'), dolt_reset('--hard')).
+    if not re.fullmatch(r"[A-Za-z0-9_$][A-Za-z0-9_$\- ]*", name) or name != name.strip():
         raise DoltError(
-            f"Invalid {key} {name!r}: Dolt table names may hold letters, digits, '_', '$', "
-            "'-' and inner spaces only.",
+            f"Invalid {key} {name!r}: Dolt table names start with a letter, digit, '_' or "
+            "'$' and hold letters, digits, '_', '$', '-' and inner spaces only.",
             fix="rename the table, e.g. 'companies' or 'model_input'.",
         )
     return name
@@ -119,6 +121,12 @@ def validate_column(name: object) -> str:
         raise DoltError(
             f"Invalid column name {name!r}: 1 to {_MAX_IDENTIFIER} printable characters.",
             fix="rename the column.",
+        )
+    if name != name.strip():
+        # Dolt keeps 'a ' apart from 'a' when creating a table but not when reading it.
+        raise DoltError(
+            f"Invalid column name {name!r}: leading or trailing spaces.",
+            fix="strip the column names, e.g. df.columns = df.columns.str.strip().",
         )
     return name
 

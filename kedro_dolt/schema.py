@@ -88,6 +88,11 @@ class TableSchema:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, primary_key: Sequence[str] = ()) -> TableSchema:
         """Derive the Dolt schema of ``frame``; raise ``DoltError`` for what Dolt cannot store."""
+        if len(frame.columns) == 0:
+            raise DoltError(
+                "The DataFrame has no columns; a Dolt table needs at least one.",
+                fix="save a DataFrame with at least one column.",
+            )
         names = [validate_column(n) for n in frame.columns]
         folded = [n.lower() for n in names]
         if len(set(folded)) != len(folded):
@@ -141,9 +146,16 @@ def _column_for(name: str, series: pd.Series, *, key: bool) -> Column:
     is_ext = isinstance(dtype, pd.api.extensions.ExtensionDtype)
     if isinstance(dtype, pd.CategoricalDtype):
         raise _unsupported(name, "dtype category")
+    if isinstance(dtype, pd.SparseDtype):
+        raise DoltError(
+            f"Column {name!r} is sparse ({label}), which kedro-dolt does not store.",
+            fix=f"densify it before saving: df[{name!r}] = df[{name!r}].sparse.to_dense().",
+        )
     if pd.api.types.is_bool_dtype(dtype):
         return Column(name, "tinyint(1)", is_ext, label)
     if pd.api.types.is_integer_dtype(dtype):
+        if label.lower() not in _INT_SQL:
+            raise _unsupported(name, f"dtype {label}")
         return Column(name, _INT_SQL[label.lower()], is_ext, label)
     if pd.api.types.is_float_dtype(dtype):
         return Column(name, "float" if label.lower() == "float32" else "double", True, label)
@@ -181,12 +193,19 @@ _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\\0"}
 _ESCAPE_RE = re.compile(r"[\\\t\n\r\x00]")
 
 
+#: Dolt's LOAD DATA reads a field that is exactly ``NULL`` as SQL NULL, quoted, escaped or
+#: not. Text columns holding that string are sent with this prefix on every value and
+#: unprefixed by the statement (see :func:`load_data_statement`).
+TEXT_PREFIX = "~"
+
+
 def _escape_text(values: pd.Series) -> pd.Series:
     return values.str.replace(_ESCAPE_RE, lambda m: _ESCAPES[m.group(0)], regex=True)
 
 
-def _encode_column(series: pd.Series, column: Column) -> pd.Series:
-    """One column as LOAD DATA text: MySQL escapes, ``\\N`` for NULL."""
+def _encode_column(series: pd.Series, column: Column) -> tuple[pd.Series, bool]:
+    """One column as LOAD DATA text (MySQL escapes, ``\\N`` for NULL), and whether its
+    values carry :data:`TEXT_PREFIX`."""
     missing = series.isna().to_numpy()
     dtype = column.dtype
     if column.sql_type == "tinyint(1)":
@@ -205,30 +224,85 @@ def _encode_column(series: pd.Series, column: Column) -> pd.Series:
         text = series.astype("string") if series.hasnans else series.astype(str)
     else:
         text = _escape_text(series.astype(object).where(~missing, "").astype(str))
+        prefixed = bool((text == "NULL").any())
+        if prefixed:
+            text = TEXT_PREFIX + text
+        return _with_nulls(text, missing), prefixed
+    return _with_nulls(text, missing), False
+
+
+def _with_nulls(text: pd.Series, missing: np.ndarray) -> pd.Series:
     out = text.astype(object)
     if missing.any():
         out = out.where(~missing, _NULL)
     return out
 
 
-def encode_rows(frame: pd.DataFrame, schema: TableSchema) -> bytes:
+@dataclass(frozen=True)
+class EncodedRows:
+    """LOAD DATA input for a frame, and the columns whose values carry :data:`TEXT_PREFIX`."""
+
+    data: bytes
+    prefixed: frozenset[str] = frozenset()
+
+
+def encode_rows(frame: pd.DataFrame, schema: TableSchema) -> EncodedRows:
     """Encode ``frame`` as LOAD DATA input: tab-separated, backslash-escaped, UTF-8."""
     if frame.empty:
-        return b""
+        return EncodedRows(b"")
     encoded = [_encode_column(frame.iloc[:, i], c) for i, c in enumerate(schema.columns)]
-    lines = encoded[0]
-    for col in encoded[1:]:
+    lines = encoded[0][0]
+    for col, _ in encoded[1:]:
         lines = lines + "\t" + col
-    return ("\n".join(lines.tolist()) + "\n").encode("utf-8")
+    prefixed = frozenset(c.name for c, (_, p) in zip(schema.columns, encoded, strict=True) if p)
+    text = "\n".join(lines.tolist()) + "\n"
+    try:
+        return EncodedRows(text.encode("utf-8"), prefixed)
+    except UnicodeEncodeError as exc:
+        raise _unencodable(frame, exc) from exc
 
 
-def load_data_statement(table: str, schema: TableSchema, path: str) -> str:
+def _unencodable(frame: pd.DataFrame, exc: UnicodeEncodeError) -> DoltError:
+    """Name the column and row holding text UTF-8 cannot encode (a lone surrogate)."""
+    for name in frame.columns:
+        values = frame[name]
+        if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+            for position, value in enumerate(values.tolist()):
+                if isinstance(value, str):
+                    try:
+                        value.encode("utf-8")
+                    except UnicodeEncodeError:
+                        return DoltError(
+                            f"Column {name!r}, row {position}: the text {value!r} is not valid "
+                            f"Unicode ({exc.reason}: {value[exc.start : exc.end]!r} is a lone "
+                            "surrogate) and cannot be stored.",
+                            fix="clean the text, e.g. "
+                            "df[col].str.encode('utf-8', 'replace').str.decode('utf-8').",
+                        )
+    return DoltError(f"The frame holds text that is not valid Unicode: {exc}.", fix="clean it.")
+
+
+def load_data_statement(
+    table: str, schema: TableSchema, path: str, prefixed: frozenset[str] = frozenset()
+) -> str:
     """The LOAD DATA statement matching :func:`encode_rows`' format."""
-    cols = ", ".join(quote_identifier(c) for c in schema.names)
+    targets, assignments = [], []
+    for i, name in enumerate(schema.names):
+        if name in prefixed:
+            # Read into a variable: \\N arrives there as the text NULL, values with the prefix.
+            var = f"@kedro_dolt_c{i}"
+            targets.append(var)
+            assignments.append(
+                f"{quote_identifier(name)} = IF(LEFT({var}, 1) = {quote_string(TEXT_PREFIX)}, "
+                f"SUBSTRING({var}, 2), NULL)"
+            )
+        else:
+            targets.append(quote_identifier(name))
+    tail = f" SET {', '.join(assignments)}" if assignments else ""
     return (
         f"LOAD DATA INFILE {quote_string(path)} INTO TABLE {quote_identifier(table)} "
         "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
-        f"LINES TERMINATED BY '\\n' ({cols})"
+        f"LINES TERMINATED BY '\\n' ({', '.join(targets)}){tail}"
     )
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
+from . import scratch
 from .engine import DiffStat, DoltEngine, Lineage, MergeResult
 from .errors import DoltError
 from .naming import validate_branch, validate_ref
@@ -31,7 +31,6 @@ from .schema import TableSchema
 logger = logging.getLogger(__name__)
 
 ON_CONFLICT = ("fail", "ours", "theirs")
-TEMP_BRANCH_PREFIX = "kedro-dolt/merge-"
 
 
 @dataclass(frozen=True)
@@ -218,7 +217,8 @@ class MergeBranch:
     ) -> SaveOutcome:
         if not engine.exists():
             engine.ensure_repository(initial_branch=self.merge_to)
-        temp = f"{TEMP_BRANCH_PREFIX}{uuid.uuid4().hex[:12]}"
+        # Named after this process: if it dies here, the next save removes the branch.
+        temp = scratch.branch_name("source")
         engine.create_branch(temp, self.branch_from)
         try:
             engine.write_table(

@@ -78,7 +78,7 @@ class TestEncodeRows:
                 "b": [True, False, True],
             }
         )
-        text = encode_rows(frame, TableSchema.from_frame(frame)).decode()
+        text = encode_rows(frame, TableSchema.from_frame(frame)).data.decode()
         assert text.splitlines() == [
             "t\\tn\\nr\\rb\\\\\t1\t0.1\t1",
             "\\N\t\\N\t\\N\t0",
@@ -89,4 +89,7 @@ class TestEncodeRows:
         frame = pd.DataFrame(
             {"t": pd.to_datetime(["2026-01-01 12:00"]).tz_localize("Europe/Amsterdam")}
         )
-        assert encode_rows(frame, TableSchema.from_frame(frame)) == b"2026-01-01 11:00:00.000000\n"
+        assert (
+            encode_rows(frame, TableSchema.from_frame(frame)).data
+            == b"2026-01-01 11:00:00.000000\n"
+        )

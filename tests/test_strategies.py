@@ -7,7 +7,8 @@ import pytest
 from kedro.io.core import DatasetError
 
 from kedro_dolt import AppendBranch, DoltTableDataset, MergeBranch, NewBranch, metadata
-from kedro_dolt.strategies import TEMP_BRANCH_PREFIX, branch_strategy
+from kedro_dolt.scratch import BRANCH_PREFIX
+from kedro_dolt.strategies import branch_strategy
 from tests.conftest import dolt, dolt_rows, state
 
 KEY = {"primary_key": "id"}
@@ -26,7 +27,7 @@ def last_save(records):
 
 
 def no_temp_branches(repo) -> bool:
-    return not any(b.startswith(TEMP_BRANCH_PREFIX) for b in state(repo).heads)
+    return not any(b.startswith(BRANCH_PREFIX) for b in state(repo).heads)
 
 
 class TestFromConfig:
