@@ -26,6 +26,7 @@ import ctypes
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -114,10 +115,18 @@ _FIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Lines of a Go panic's stack trace: frames, file positions, goroutine headers.
+_GO_FRAME = re.compile(r"\.go:\d+|^\S+\(.*\)$|^created by |^goroutine \d+ \[|^panic: goroutine ")
+
+
 def dolt_summary(message: str) -> str:
-    """Dolt's message without a Go panic's goroutine dump (the first lines say what failed)."""
-    head, sep, _ = message.partition("\ngoroutine ")
-    return head.strip() + ("\n(Go stack trace omitted)" if sep else "")
+    """Dolt's message without a Go panic's stack trace (its frames say nothing to a user;
+    the cause, e.g. ``fatal error: ... no space left on device``, stands among them)."""
+    if "goroutine " not in message:
+        return message.strip()
+    lines = (line.strip() for line in message.splitlines())
+    kept = [line for line in lines if line and not _GO_FRAME.search(line)]
+    return "\n".join([*dict.fromkeys(kept), "(Dolt crashed; its Go stack trace is omitted)"])
 
 
 def explain(dolt_message: str, default: str = "") -> str:
@@ -196,6 +205,12 @@ def _lineage_statements(table: str, lineage_table: str, row: dict[str, Any]) -> 
         f"(SELECT 1 FROM dolt_status WHERE table_name = {quote_string(table)} AND staged);",
         f"CALL dolt_add({quote_string(lineage_table)});",
     ]
+
+
+#: Lists kedro-dolt's scratch branches (to find those of dead processes).
+_SCRATCH_BRANCHES = (
+    f"SELECT name FROM dolt_branches WHERE name LIKE {quote_string(scratch.BRANCH_PREFIX + '%')};"
+)
 
 
 def _json_lines(out: bytes) -> list[dict[str, Any]]:
@@ -480,6 +495,7 @@ class DoltCLIEngine:
 
     def _require(self) -> None:
         if not self.exists():
+            self._check_directory()
             raise DoltError(
                 f"No Dolt repository at {self.database}.",
                 fix="save a dataset into it first (the first save runs `dolt init`), "
@@ -498,10 +514,24 @@ class DoltCLIEngine:
     def exists(self) -> bool:
         return (self.database / ".dolt").is_dir()
 
+    def _check_directory(self) -> None:
+        """The database path and its existing parents must be directories."""
+        for path in (self.database, *self.database.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise DoltError(
+                        f"The database path {self.database} cannot be a Dolt repository: "
+                        f"{path} is a file, not a directory.",
+                        fix="point `database` at a directory: an existing Dolt repository, "
+                        "or a path where the first save may create one.",
+                    )
+                return
+
     def ensure_repository(self, initial_branch: str | None = None) -> None:
         """``dolt init`` the database directory unless it already is a repository."""
         if self.exists():
             return
+        self._check_directory()
         with repository_lock(self.database, exclusive=True):
             if self.exists():  # another process won the race
                 return
@@ -865,7 +895,8 @@ class DoltCLIEngine:
             with _translated(f"Cannot load {where} from {self.database}."):
                 meta = self._sql_json(
                     f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b;"
-                    f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};",
+                    f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};"
+                    f"{_SCRATCH_BRANCHES}",
                     branch=branch,
                 )
                 commit = str(meta[0][0]["h"])
@@ -881,8 +912,16 @@ class DoltCLIEngine:
                     f"SELECT {select} FROM {table_sql} AS OF {quote_string(commit)}{order}{lim};",
                     fmt="parquet",
                 )
+        self._clear_debris([r["name"] for r in (meta[2] if len(meta) > 2 else [])])
         frame = decode_table(pq.read_table(BytesIO(data)), schema)
         return TableRead(commit, schema, frame, str(meta[0][0].get("b") or ""))
+
+    def _clear_debris(self, branches: Sequence[str]) -> None:
+        """After a read: remove what crashed saves left (only when there is any)."""
+        scratch.remove_stale_temp_dirs()
+        if scratch.stale_branches(branches):
+            with repository_lock(self.database, exclusive=True):
+                self._remove_stale_branches(branches)
 
     def write_table(
         self,
@@ -953,8 +992,7 @@ class DoltCLIEngine:
             # 1-3: where the target stands, its working set, leftover scratch branches.
             "SELECT dolt_hashof('HEAD') AS from_commit, active_branch() AS branch;",
             "SELECT table_name, staged, status FROM dolt_status;",
-            f"SELECT name FROM dolt_branches WHERE name LIKE "
-            f"{quote_string(scratch.BRANCH_PREFIX + '%')};",
+            _SCRATCH_BRANCHES,
             "SET @kedro_dolt_from = dolt_hashof('HEAD');",
             "SET @kedro_dolt_branch = active_branch();",
             f"CALL dolt_branch({name});",
@@ -1022,7 +1060,18 @@ class DoltCLIEngine:
         before = ran[0]["rows"][0]["from_commit"] if ran and ran[0].get("rows") else None
         done = sum("fast_forward" in r for line in ran for r in line.get("rows", []))
         now = self._discard_scratch(scratch_sql, target)
-        where = f"branch {target or '(checked out)'!r} of {self.database}"
+        where = (
+            f"branch {target!r} of {self.database}"
+            if target
+            else f"the checked-out branch of {self.database}"
+        )
+        if before is not None and now is None:
+            raise DoltError(
+                f"Cannot {action} on {where}, and its head could not be read afterwards to "
+                "check what changed.",
+                fix=explain(exc.dolt_message, "check `dolt status` and `dolt log`."),
+                dolt_message=exc.dolt_message,
+            ) from exc
         if before is not None and now is not None and now != before:
             if done >= merges:
                 return str(before), str(now)  # done; only a statement after it failed

@@ -250,16 +250,16 @@ def encode_rows(frame: pd.DataFrame, schema: TableSchema) -> EncodedRows:
     """Encode ``frame`` as LOAD DATA input: tab-separated, backslash-escaped, UTF-8."""
     if frame.empty:
         return EncodedRows(b"")
-    encoded = [_encode_column(frame.iloc[:, i], c) for i, c in enumerate(schema.columns)]
-    lines = encoded[0][0]
-    for col, _ in encoded[1:]:
-        lines = lines + "\t" + col
-    prefixed = frozenset(c.name for c, (_, p) in zip(schema.columns, encoded, strict=True) if p)
-    text = "\n".join(lines.tolist()) + "\n"
-    try:
-        return EncodedRows(text.encode("utf-8"), prefixed)
+    try:  # text with lone surrogates fails here (pandas 3 strings are Arrow: UTF-8 only)
+        encoded = [_encode_column(frame.iloc[:, i], c) for i, c in enumerate(schema.columns)]
+        lines = encoded[0][0]
+        for col, _ in encoded[1:]:
+            lines = lines + "\t" + col
+        data = ("\n".join(lines.tolist()) + "\n").encode("utf-8")
     except UnicodeEncodeError as exc:
         raise _unencodable(frame, exc) from exc
+    prefixed = frozenset(c.name for c, (_, p) in zip(schema.columns, encoded, strict=True) if p)
+    return EncodedRows(data, prefixed)
 
 
 def _unencodable(frame: pd.DataFrame, exc: UnicodeEncodeError) -> DoltError:

@@ -166,9 +166,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         columns = self._load_args["columns"]
         if columns is not None:
             self._load_args["columns"] = [validate_column(c) for c in columns]
-        key = self._save_args["primary_key"]
-        keys = [key] if isinstance(key, str) else list(key or [])
-        self._primary_key = [validate_column(k) for k in keys]
+        self._primary_key = _primary_key(self._save_args["primary_key"])
         self._engine: DoltEngine = DoltCLIEngine(context.resolve_database(database))
         self.metadata = metadata
 
@@ -207,7 +205,18 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """The commit Kedro run ``run_id`` made of this table on ``branch``; if it made none
         (its data was unchanged), the branch as of the run's start, which is what it saw."""
         found = self._engine.find_run_commit(run_id, table=self._table, branch=branch)
-        return found or run_state_ref(run_id, branch)
+        if found:
+            return found
+        at_start = run_state_ref(run_id, branch)
+        try:
+            return self._engine.resolve(at_start, branch=branch)
+        except DatasetError as exc:
+            raise DatasetError(
+                f"Kedro run {run_id!r} made no commit of table {self._table!r} on branch "
+                f"{branch or '(checked out)'!r}, and the branch had no commit before that run "
+                "started. Fix: check the run id (`kedro dolt log DATASET` lists the runs that "
+                "saved it), or load a commit hash, tag or branch instead."
+            ) from exc
 
     def _record(self, kind: str, **fields: Any) -> ActionRecord:
         record = ActionRecord(
@@ -391,6 +400,24 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if self._version is not None:
             described["version"] = self._version
         return described
+
+
+def _primary_key(value: Any) -> list[str]:
+    """``save_args.primary_key`` as a list of column names."""
+    if value is None:
+        return []
+    keys = [value] if isinstance(value, str) else value
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+        raise DatasetError(
+            f"Invalid save_args.primary_key {value!r}: give a column name or a list of column "
+            "names. Fix: e.g. primary_key: id, or primary_key: [country, id]."
+        )
+    if len({k.lower() for k in keys}) != len(keys):
+        raise DatasetError(
+            f"Invalid save_args.primary_key {value!r}: a column is named twice. "
+            "Fix: list each key column once."
+        )
+    return [validate_column(k) for k in keys]
 
 
 def _branch_label(described: Mapping[str, Any]) -> str:

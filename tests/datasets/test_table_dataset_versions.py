@@ -81,7 +81,7 @@ class TestVersionArgument:
         before_all = DoltTableDataset(
             database=str(repo), table="c", version=Version("2000-01-01T00.00.00.000Z", None)
         )
-        with pytest.raises(DatasetError, match="names no commit"):
+        with pytest.raises(DatasetError, match="made no commit of table"):
             before_all.load()
 
     def testrun_id_time(self):
