@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from . import scratch
 from .errors import DoltCommandError, DoltError
+from .fingerprint import Delta, Fingerprint, FingerprintStore, delta
 from .locking import repository_lock
 from .naming import (
     parse_time_ref,
@@ -52,11 +53,14 @@ from .naming import (
     validate_ref,
     validate_table,
 )
-from .schema import TableSchema, decode_table, encode_rows, load_data_statement
+from .schema import TableSchema, decode_table, load_data_statement, write_rows
 
 T = TypeVar("T")
 
 BINARY_ENV = "KEDRO_DOLT_BINARY"
+#: ``save_args.mode``: the frame becomes the table / its rows are inserted / inserted or
+#: replaced by primary key.
+SAVE_MODES = ("overwrite", "append", "upsert")
 #: ``(lineage_table, row)`` to add in a save's commit, or ``None``.
 Lineage = tuple[str, dict[str, Any]] | None
 INSTALL_HINT = (
@@ -272,10 +276,22 @@ class CommitResult:
     from_commit: str
     to_commit: str
     stats: DiffStat = field(default_factory=DiffStat)
+    table_hash: str | None = None  # Dolt's content hash of the table after the save
 
     @property
     def committed(self) -> bool:
         return self.from_commit != self.to_commit
+
+
+@dataclass(frozen=True)
+class TableBase:
+    """Where a save starts: the branch head, the table's content hash and schema there."""
+
+    head: str
+    branch: str
+    table_hash: str | None
+    dirty: bool
+    schema: TableSchema | None
 
 
 @dataclass(frozen=True)
@@ -395,6 +411,7 @@ class DoltEngine(Protocol):
         branch: str | None,
         message: str,
         lineage: Lineage = None,
+        mode: str = "overwrite",
     ) -> CommitResult: ...
     def diff_stat(self, from_ref: str, to_ref: str, table: str) -> DiffStat: ...
     def diff_rows(
@@ -932,47 +949,176 @@ class DoltCLIEngine:
         branch: str | None,
         message: str,
         lineage: Lineage = None,
+        mode: str = "overwrite",
     ) -> CommitResult:
-        """Make ``frame`` the whole content of ``table`` on ``branch`` in at most one commit.
+        """Write ``frame`` to ``table`` on ``branch`` in at most one commit.
 
-        ``branch=None`` writes to the checked-out branch. Nothing is checked out. Identical
-        content makes no commit. ``lineage=(lineage_table, row)`` adds ``row`` to that table
-        in the same commit, only when ``table`` changed.
+        ``mode``: ``overwrite`` makes the frame the table's whole content; ``append``
+        inserts its rows (an existing key is an error); ``upsert`` inserts or replaces rows
+        by primary key and keeps the others. ``branch=None`` writes to the checked-out
+        branch. Nothing is checked out. Identical content makes no commit. ``lineage=
+        (lineage_table, row)`` adds ``row`` to that table in the same commit, only when
+        ``table`` changed.
 
         The rows are written and committed on a private scratch branch made from the target's
         head, then the target is fast-forwarded to that commit: nobody reading the target ever
         sees a half-written table, the commit holds only ``table`` (and the lineage table),
         the user's uncommitted work on the target stays in its working set, and a failed or
         killed save leaves the target exactly as it was (see :mod:`kedro_dolt.scratch`).
+        An overwrite whose rows match the head's (by :mod:`kedro_dolt.fingerprint`) writes
+        nothing; a small change of a keyed table writes only the changed rows.
         """
         validate_table(table)
+        if mode not in SAVE_MODES:
+            raise DoltError(f"Invalid save mode {mode!r}.", fix=f"use one of {SAVE_MODES}.")
         target = validate_branch(branch) if branch else None
         self.ensure_repository(initial_branch=target)
         author = self.author()
         scratch.remove_stale_temp_dirs()
-        with scratch.temp_dir() as tmp:
-            # Encoding is pure CPU work: done before taking the lock.
-            encoded = encode_rows(frame, schema)
-            path = Path(tmp) / "rows.tsv"
-            path.write_bytes(encoded.data)
-            load = (
-                load_data_statement(table, schema, str(path), encoded.prefixed)
-                if encoded.data
-                else ""
+        store = FingerprintStore(self.database)
+        fingerprint = Fingerprint.of(frame, schema, schema.ddl(table))
+        base = self._base(table, target) if mode != "overwrite" or store.has_any(table) else None
+        old = store.load(table, base.table_hash) if base and not base.dirty else None
+        if mode == "overwrite" and base and old and old.same_rows(fingerprint):
+            return CommitResult(base.branch, base.head, base.head, DiffStat())
+        if mode != "overwrite" and base and base.schema and not base.schema.same_table(schema):
+            raise DoltError(
+                f"Cannot {mode} into table {table!r}: the frame's columns, types or primary "
+                f"key {schema.names} ({list(schema.primary_key)}) differ from the table's "
+                f"{base.schema.names} ({list(base.schema.primary_key)}); nothing was changed.",
+                fix="make the frame match the table, or save with mode overwrite to replace "
+                "the table and its schema.",
             )
-            body = [
-                f"DROP TABLE IF EXISTS {quote_identifier(table)};",
-                schema.ddl(table) + ";",
-                (load + ";") if load else "",
-                f"CALL dolt_add({quote_string(table)});",
-                *(_lineage_statements(table, *lineage) if lineage else []),
-                f"CALL dolt_commit('--skip-empty', '--author', {quote_string(author)}, "
-                f"'-m', {quote_string(message)});",
+        change = delta(old, fingerprint) if mode == "overwrite" and old and base else None
+        finish = [
+            f"CALL dolt_add({quote_string(table)});",
+            *(_lineage_statements(table, *lineage) if lineage else []),
+            f"CALL dolt_commit('--skip-empty', '--author', {quote_string(author)}, "
+            f"'-m', {quote_string(message)});",
+        ]
+        with scratch.temp_dir() as tmp:
+            if change is not None and base is not None:
+                body = self._delta_body(table, frame, schema, change, base, Path(tmp))
+                try:
+                    result = self._save(table, schema, target, body + finish, tmp)
+                except DoltError as exc:
+                    if "kedro-dolt/stale-base" not in exc.dolt_message:
+                        raise
+                    # The table changed since it was fingerprinted: write all of it.
+                else:
+                    self._remember(store, table, result, old, fingerprint, mode)
+                    return result
+            path = Path(tmp) / "rows.tsv"
+            prefixed = write_rows(path, frame, schema)
+            load = load_data_statement(table, schema, str(path), prefixed, replace=mode == "upsert")
+            if mode == "overwrite":
+                create = [f"DROP TABLE IF EXISTS {quote_identifier(table)};", schema.ddl(table)]
+            else:  # append and upsert keep the rows there (the schema was checked above)
+                create = [schema.ddl(table).replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")]
+            create[-1] += ";"
+            body = [*create, (load + ";") if len(frame) else ""]
+            try:
+                result = self._save(table, schema, target, body + finish, tmp)
+            except DoltError as exc:
+                if mode == "append" and "duplicate primary key" in exc.dolt_message:
+                    raise DoltError(
+                        f"{exc.what} save_args.mode append inserts new rows only, and a row "
+                        "with one of these keys is already in the table.",
+                        fix="use mode upsert to replace existing rows, or drop the rows "
+                        "whose keys exist already.",
+                        dolt_message=exc.dolt_message,
+                    ) from exc
+                raise
+        self._remember(store, table, result, old, fingerprint, mode)
+        return result
+
+    def _save(
+        self, table: str, schema: TableSchema, target: str | None, body: list[str], cwd: str
+    ) -> CommitResult:
+        with repository_lock(self.database, exclusive=True):
+            return with_retries(
+                lambda: self._commit_on_scratch(table, schema, target, body, cwd=cwd)
+            )
+
+    def _base(self, table: str, branch: str | None) -> TableBase:
+        """What a save builds on: the head, the table's content hash there and whether it
+        has uncommitted changes, and its schema (``None`` when there is no such table)."""
+        name = quote_string(table)
+        in_schema = f"TABLE_SCHEMA = database() AND TABLE_NAME = {name}"
+        rows = self._read(
+            "SELECT dolt_hashof('HEAD') AS head, active_branch() AS branch, "
+            f"IF(EXISTS(SELECT 1 FROM information_schema.TABLES WHERE {in_schema}), "
+            f"dolt_hashof_table({name}), NULL) AS table_hash, "
+            f"(SELECT COUNT(*) FROM dolt_status WHERE table_name = {name}) AS dirty;"
+            "SELECT COLUMN_NAME AS Field, COLUMN_TYPE AS Type, IS_NULLABLE AS `Null`, "
+            "COLUMN_KEY AS `Key`, COLUMN_COMMENT AS Comment FROM information_schema.COLUMNS "
+            f"WHERE {in_schema} ORDER BY ORDINAL_POSITION;",
+            branch=branch,
+            what=f"Cannot read table {table!r} on {branch or 'the checked-out branch'!r}.",
+        )
+        head = rows[0][0]
+        columns = rows[1] if len(rows) > 1 else []
+        return TableBase(
+            head=str(head["head"]),
+            branch=str(head["branch"]),
+            table_hash=head.get("table_hash"),
+            dirty=bool(int(head.get("dirty") or 0)),
+            schema=TableSchema.from_show_columns(columns) if columns else None,
+        )
+
+    def _delta_body(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        schema: TableSchema,
+        change: Delta,
+        base: TableBase,
+        tmp: Path,
+    ) -> list[str]:
+        """Statements that apply ``change`` on the scratch branch, after checking that the
+        table there is still the one fingerprinted (else the script fails, changing nothing)."""
+        name = quote_identifier(table)
+        body = [
+            f"SET @kedro_dolt_go = IF(dolt_hashof_table({quote_string(table)}) = "
+            f"{quote_string(str(base.table_hash))}, active_branch(), 'kedro-dolt/stale-base');",
+            "CALL dolt_checkout(@kedro_dolt_go);",
+        ]
+        if len(change.upserts):
+            path = tmp / "upserts.tsv"
+            prefixed = write_rows(path, frame.iloc[change.upserts], schema)
+            body.append(load_data_statement(table, schema, str(path), prefixed, replace=True) + ";")
+        if len(change.deletes):
+            keys = schema.key_schema()
+            path = tmp / "deletes.tsv"
+            prefixed = write_rows(path, change.deletes, keys)
+            gone = "kedro_dolt_deleted_keys"
+            columns = ", ".join(map(quote_identifier, keys.primary_key))
+            body += [
+                keys.ddl(gone, temporary=True) + ";",
+                load_data_statement(gone, keys, str(path), prefixed) + ";",
+                f"DELETE FROM {name} WHERE ({columns}) IN (SELECT {columns} FROM {gone});",
+                f"DROP TEMPORARY TABLE {gone};",
             ]
-            with repository_lock(self.database, exclusive=True):
-                return with_retries(
-                    lambda: self._commit_on_scratch(table, schema, target, body, cwd=tmp)
-                )
+        return body
+
+    def _remember(
+        self,
+        store: FingerprintStore,
+        table: str,
+        result: CommitResult,
+        old: Fingerprint | None,
+        new: Fingerprint,
+        mode: str,
+    ) -> None:
+        """Keep the fingerprint of the table as it now is (when it is known)."""
+        if not result.table_hash:
+            return
+        if mode == "overwrite":
+            store.save(table, result.table_hash, new)
+        elif old is not None and mode == "append":
+            store.save(table, result.table_hash, old.extended(new))
+        elif old is not None and mode == "upsert":
+            store.save(table, result.table_hash, old.upserted(new))
 
     def _commit_on_scratch(
         self,
@@ -1005,6 +1151,7 @@ class DoltCLIEngine:
             f"WHERE {in_schema});",
             *(s for s in body if s),
             "SET @kedro_dolt_to = dolt_hashof('HEAD');",
+            f"SET @kedro_dolt_table_hash = dolt_hashof_table({quote_string(table)});",
             "CALL dolt_checkout(@kedro_dolt_branch);",
             # Atomic: the target moves to the new commit, or (e.g. when the table has
             # uncommitted changes there) the statement fails and nothing moves.
@@ -1014,7 +1161,8 @@ class DoltCLIEngine:
             "SET @kedro_dolt_stat_from = IF(@kedro_dolt_diffable, @kedro_dolt_from, "
             "@kedro_dolt_to);",
             "SELECT @kedro_dolt_from AS from_commit, dolt_hashof('HEAD') AS to_commit, "
-            "@kedro_dolt_branch AS branch, @kedro_dolt_diffable AS diffable;",
+            "@kedro_dolt_branch AS branch, @kedro_dolt_diffable AS diffable, "
+            "@kedro_dolt_table_hash AS table_hash;",
             "SELECT * FROM dolt_diff_stat(@kedro_dolt_stat_from, @kedro_dolt_to, "
             f"{quote_string(table)});",
         ]
@@ -1033,7 +1181,13 @@ class DoltCLIEngine:
         if committed and not int(result.get("diffable") or 0):
             # The primary key changed: Dolt sees a new table, so every row is replaced.
             stats = self._replaced_rows(table, result["from_commit"], result["to_commit"])
-        return CommitResult(result["branch"], result["from_commit"], result["to_commit"], stats)
+        return CommitResult(
+            result["branch"],
+            result["from_commit"],
+            result["to_commit"],
+            stats,
+            result.get("table_hash"),
+        )
 
     def _replaced_rows(self, table: str, before: str, after: str) -> DiffStat:
         name = quote_identifier(table)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import decimal
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,12 +66,29 @@ class TableSchema:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def ddl(self, table: str) -> str:
+    def ddl(self, table: str, *, temporary: bool = False) -> str:
         keys = set(self.primary_key)
         parts = [c.ddl(key=c.name in keys) for c in self.columns]
         if self.primary_key:
             parts.append(f"PRIMARY KEY ({', '.join(map(quote_identifier, self.primary_key))})")
-        return f"CREATE TABLE {quote_identifier(table)} (\n  " + ",\n  ".join(parts) + "\n)"
+        create = "CREATE TEMPORARY TABLE" if temporary else "CREATE TABLE"
+        return f"{create} {quote_identifier(table)} (\n  " + ",\n  ".join(parts) + "\n)"
+
+    def key_schema(self) -> TableSchema:
+        """Just the primary key columns (the rows a delta deletes are named by these)."""
+        keys = set(self.primary_key)
+        return TableSchema(tuple(c for c in self.columns if c.name in keys), self.primary_key)
+
+    def same_table(self, other: TableSchema) -> bool:
+        """Same columns (names, types, nullability, dtypes) and key, ignoring name case."""
+
+        def shape(schema: TableSchema) -> tuple[object, ...]:
+            return (
+                tuple((c.name.lower(), c.sql_type, c.nullable, c.dtype) for c in schema.columns),
+                tuple(k.lower() for k in schema.primary_key),
+            )
+
+        return shape(self) == shape(other)
 
     def select(self, names: Sequence[str] | None) -> TableSchema:
         """The schema restricted to ``names`` (in that order); unknown names raise."""
@@ -203,9 +221,11 @@ def _escape_text(values: pd.Series) -> pd.Series:
     return values.str.replace(_ESCAPE_RE, lambda m: _ESCAPES[m.group(0)], regex=True)
 
 
-def _encode_column(series: pd.Series, column: Column) -> tuple[pd.Series, bool]:
+def _encode_column(
+    series: pd.Series, column: Column, prefix: bool | None = None
+) -> tuple[pd.Series, bool]:
     """One column as LOAD DATA text (MySQL escapes, ``\\N`` for NULL), and whether its
-    values carry :data:`TEXT_PREFIX`."""
+    values carry :data:`TEXT_PREFIX` (``prefix``: decided for the whole column already)."""
     missing = series.isna().to_numpy()
     dtype = column.dtype
     if column.sql_type == "tinyint(1)":
@@ -224,7 +244,7 @@ def _encode_column(series: pd.Series, column: Column) -> tuple[pd.Series, bool]:
         text = series.astype("string") if series.hasnans else series.astype(str)
     else:
         text = _escape_text(series.astype(object).where(~missing, "").astype(str))
-        prefixed = bool((text == "NULL").any())
+        prefixed = bool((text == "NULL").any()) if prefix is None else prefix
         if prefixed:
             text = TEXT_PREFIX + text
         return _with_nulls(text, missing), prefixed
@@ -248,18 +268,48 @@ class EncodedRows:
 
 def encode_rows(frame: pd.DataFrame, schema: TableSchema) -> EncodedRows:
     """Encode ``frame`` as LOAD DATA input: tab-separated, backslash-escaped, UTF-8."""
-    if frame.empty:
-        return EncodedRows(b"")
-    try:  # text with lone surrogates fails here (pandas 3 strings are Arrow: UTF-8 only)
-        encoded = [_encode_column(frame.iloc[:, i], c) for i, c in enumerate(schema.columns)]
-        lines = encoded[0][0]
-        for col, _ in encoded[1:]:
-            lines = lines + "\t" + col
-        data = ("\n".join(lines.tolist()) + "\n").encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise _unencodable(frame, exc) from exc
-    prefixed = frozenset(c.name for c, (_, p) in zip(schema.columns, encoded, strict=True) if p)
-    return EncodedRows(data, prefixed)
+    prefixed = null_text_columns(frame, schema)
+    return EncodedRows(b"".join(_chunks(frame, schema, prefixed, len(frame) or 1)), prefixed)
+
+
+#: Rows encoded at a time when writing a save's file: bounds the memory a save needs.
+CHUNK_ROWS = 50_000
+
+
+def write_rows(path: Path, frame: pd.DataFrame, schema: TableSchema) -> frozenset[str]:
+    """Write ``frame`` to ``path`` in :func:`encode_rows`' format, a chunk at a time; return
+    the columns written with :data:`TEXT_PREFIX`."""
+    prefixed = null_text_columns(frame, schema)
+    with path.open("wb") as out:
+        for chunk in _chunks(frame, schema, prefixed, CHUNK_ROWS):
+            out.write(chunk)
+    return prefixed
+
+
+def null_text_columns(frame: pd.DataFrame, schema: TableSchema) -> frozenset[str]:
+    """Text columns holding the string ``NULL``, which LOAD DATA would read as SQL NULL."""
+    text = [
+        c.name for c in schema.columns if c.sql_type in ("longtext", KEY_STRING_TYPE) and len(frame)
+    ]
+    return frozenset(name for name in text if bool((frame[name].astype(object) == "NULL").any()))
+
+
+def _chunks(
+    frame: pd.DataFrame, schema: TableSchema, prefixed: frozenset[str], size: int
+) -> Iterator[bytes]:
+    for start in range(0, len(frame), size):
+        part = frame.iloc[start : start + size]
+        try:  # text with lone surrogates fails here (pandas 3 strings are Arrow: UTF-8 only)
+            encoded = [
+                _encode_column(part.iloc[:, i], c, c.name in prefixed)[0]
+                for i, c in enumerate(schema.columns)
+            ]
+            lines = encoded[0]
+            for col in encoded[1:]:
+                lines = lines + "\t" + col
+            yield ("\n".join(lines.tolist()) + "\n").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _unencodable(frame, exc) from exc
 
 
 def _unencodable(frame: pd.DataFrame, exc: UnicodeEncodeError) -> DoltError:
@@ -283,9 +333,15 @@ def _unencodable(frame: pd.DataFrame, exc: UnicodeEncodeError) -> DoltError:
 
 
 def load_data_statement(
-    table: str, schema: TableSchema, path: str, prefixed: frozenset[str] = frozenset()
+    table: str,
+    schema: TableSchema,
+    path: str,
+    prefixed: frozenset[str] = frozenset(),
+    *,
+    replace: bool = False,
 ) -> str:
-    """The LOAD DATA statement matching :func:`encode_rows`' format."""
+    """The LOAD DATA statement matching :func:`encode_rows`' format (``replace``: rows with
+    an existing key replace it, as an upsert)."""
     targets, assignments = [], []
     for i, name in enumerate(schema.names):
         if name in prefixed:
@@ -300,7 +356,8 @@ def load_data_statement(
             targets.append(quote_identifier(name))
     tail = f" SET {', '.join(assignments)}" if assignments else ""
     return (
-        f"LOAD DATA INFILE {quote_string(path)} INTO TABLE {quote_identifier(table)} "
+        f"LOAD DATA INFILE {quote_string(path)}{' REPLACE' if replace else ''} "
+        f"INTO TABLE {quote_identifier(table)} "
         "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
         f"LINES TERMINATED BY '\\n' ({', '.join(targets)}){tail}"
     )

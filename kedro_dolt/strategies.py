@@ -65,6 +65,7 @@ class BranchStrategy(Protocol):
         schema: TableSchema,
         message: str,
         lineage: Lineage = None,
+        mode: str = "overwrite",
     ) -> SaveOutcome: ...
 
     def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
@@ -104,9 +105,16 @@ class AppendBranch:
         schema: TableSchema,
         message: str,
         lineage: Lineage = None,
+        mode: str = "overwrite",
     ) -> SaveOutcome:
         result = engine.write_table(
-            table, frame, schema=schema, branch=self.branch, message=message, lineage=lineage
+            table,
+            frame,
+            schema=schema,
+            branch=self.branch,
+            message=message,
+            lineage=lineage,
+            mode=mode,
         )
         return SaveOutcome(result.branch, result.from_commit, result.to_commit, result.stats)
 
@@ -154,13 +162,20 @@ class NewBranch:
         schema: TableSchema,
         message: str,
         lineage: Lineage = None,
+        mode: str = "overwrite",
     ) -> SaveOutcome:
         if not engine.exists():
             engine.ensure_repository(initial_branch=_branch_name_or_none(self.start_point))
         if not engine.branch_exists(self.branch):
             engine.create_branch(self.branch, self.start_point, exist_ok=True)
         result = engine.write_table(
-            table, frame, schema=schema, branch=self.branch, message=message, lineage=lineage
+            table,
+            frame,
+            schema=schema,
+            branch=self.branch,
+            message=message,
+            lineage=lineage,
+            mode=mode,
         )
         return SaveOutcome(result.branch, result.from_commit, result.to_commit, result.stats)
 
@@ -214,6 +229,7 @@ class MergeBranch:
         schema: TableSchema,
         message: str,
         lineage: Lineage = None,
+        mode: str = "overwrite",
     ) -> SaveOutcome:
         if not engine.exists():
             engine.ensure_repository(initial_branch=self.merge_to)
@@ -222,7 +238,13 @@ class MergeBranch:
         engine.create_branch(temp, self.branch_from)
         try:
             engine.write_table(
-                table, frame, schema=schema, branch=temp, message=message, lineage=lineage
+                table,
+                frame,
+                schema=schema,
+                branch=temp,
+                message=message,
+                lineage=lineage,
+                mode=mode,
             )
             summary, _, trailers = message.partition("\n\n")
             merged = engine.merge(

@@ -16,7 +16,7 @@ from kedro_datasets._typing import TablePreview
 
 from .. import context
 from ..commits import commit_message, save_trailers
-from ..engine import DoltCLIEngine, DoltEngine
+from ..engine import SAVE_MODES, DoltCLIEngine, DoltEngine
 from ..metadata import ActionRecord, CallbackMeta, emit
 from ..naming import (
     RUN_ID_RE,
@@ -72,6 +72,14 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             primary_key: id             # keeps row order and makes diffs row-level
             commit_message: "Refresh companies"
 
+        daily_prices:
+          type: kedro_dolt.DoltTableDataset
+          database: data/warehouse
+          table: prices
+          save_args:
+            mode: upsert                # insert or replace by key; append | overwrite
+            primary_key: [day, ticker]
+
         companies_last_week:
           type: kedro_dolt.DoltTableDataset
           database: data/warehouse
@@ -109,6 +117,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     DEFAULT_LOAD_ARGS: ClassVar[dict[str, Any]] = {"columns": None}
     DEFAULT_SAVE_ARGS: ClassVar[dict[str, Any]] = {
+        "mode": "overwrite",
         "primary_key": None,
         "commit_message": None,
         "tag": None,
@@ -145,7 +154,10 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             meta: A ``CallbackMeta`` or mapping ``{callback: "pkg.mod:fn", table: kedro_runs}``:
                 where this dataset's action records go besides the Kedro hook.
             load_args: ``columns``: a list of columns to load.
-            save_args: ``primary_key``: a column or list of columns (default: a keyless
+            save_args: ``mode``: ``overwrite`` (default: the table becomes the frame),
+                ``append`` (insert the frame's rows; an existing key is an error) or
+                ``upsert`` (insert or replace rows by primary key, keep the others);
+                ``primary_key``: a column or list of columns (default: a keyless
                 table whose row order is not kept); ``commit_message``: the summary line;
                 ``tag``: tag each save's commit, ``{run_id}``/``{dataset}``/``{table}``
                 are filled in.
@@ -167,6 +179,19 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if columns is not None:
             self._load_args["columns"] = [validate_column(c) for c in columns]
         self._primary_key = _primary_key(self._save_args["primary_key"])
+        mode = self._save_args["mode"]
+        if mode not in SAVE_MODES:
+            raise DatasetError(
+                f"Invalid save_args.mode {mode!r}. Fix: use one of {list(SAVE_MODES)} "
+                "(overwrite: the table becomes the frame; append: insert its rows; upsert: "
+                "insert or replace rows by primary key)."
+            )
+        if mode == "upsert" and not self._primary_key:
+            raise DatasetError(
+                "save_args.mode upsert replaces rows by primary key, but no "
+                "save_args.primary_key is set. Fix: set primary_key: <column(s)>, or use "
+                "mode append or overwrite."
+            )
         self._engine: DoltEngine = DoltCLIEngine(context.resolve_database(database))
         self.metadata = metadata
 
@@ -295,6 +320,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             schema=schema,
             message=message,
             lineage=self._lineage_row(trailers, strategy, len(data)),
+            mode=self._save_args["mode"],
         )
         if tag:
             self._engine.tag(tag, outcome.to_commit, f"kedro-dolt: {self._table} at {run_id}")
