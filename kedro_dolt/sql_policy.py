@@ -154,12 +154,16 @@ _DIALECT = _Dolt()
 
 
 def _refuse(what: str, fix: str) -> DoltError:
-    return DoltError(f"DoltSQLQueryDataset is read-only: {what}", fix=fix)
+    return DoltError(
+        f"Query refused (DoltSQLQueryDataset runs one read-only SELECT): {what}", fix=fix
+    )
 
 
 def _tokens(sql: str) -> list[Token]:
     try:
-        return list(_DIALECT.tokenize(sql))
+        # An optimizer hint `/*+ ... */` is a token to sqlglot and a comment to Dolt: drop it
+        # like every other comment (plans may change, results cannot).
+        return [t for t in _DIALECT.tokenize(sql) if t.token_type != TokenType.HINT]
     except SqlglotError as exc:
         raise _refuse(
             f"the query cannot be read as SQL ({str(exc).splitlines()[0]}).",
@@ -209,8 +213,17 @@ def _check_tokens(tokens: list[Token]) -> None:
                 "`:=` assigns a user variable.",
                 "remove the assignment; compute the value in the SELECT list or a CTE.",
             )
-        if following is not None and following.token_type == TokenType.L_PAREN:
+        if following is None:
+            continue
+        if following.token_type == TokenType.L_PAREN:
             _check_function(token.text.lower())
+        if kind == following.token_type == TokenType.DASH and following.start == token.end + 1:
+            # MySQL (and sqlglot) read `--1` as minus minus one, Dolt as a comment to the end
+            # of the line: the checker and Dolt would see different statements.
+            raise _refuse(
+                "`--` directly followed by text is a comment to Dolt but not to MySQL.",
+                "write `-- comment` (with a space) for a comment, or `- -x` for minus minus.",
+            )
 
 
 def _check_function(name: str) -> None:
