@@ -7,9 +7,10 @@ Two layers, so that fooling one changes nothing:
    ``INTERSECT`` / ``EXCEPT`` of selects) with no ``INTO``, no locking clause, no variable
    assignment, no executable comment and no function that changes anything. It returns the
    statement to run, rebuilt from sqlglot's own tokens with every comment dropped: Dolt is
-   handed only text whose tokens were checked, so a disagreement between the two lexers
-   (Dolt reads ``--x`` as a comment, sqlglot as ``- -x``) cannot smuggle a statement past.
-   Queries sqlglot cannot parse are refused (fail closed), never run unchecked.
+   handed only text whose tokens were checked, so a comment Dolt would read differently
+   cannot hide a statement, and where the lexers are known to disagree (``--x`` is a comment
+   to Dolt, not to MySQL) the query is refused. Queries sqlglot cannot parse are refused
+   (fail closed), never run unchecked.
 2. :func:`storage_read_only` holds a shared lock on the repository's chunk store while the
    query runs. Dolt takes that lock exclusively to write; a ``dolt`` process that cannot
    get it opens the repository read-only, so tables, branches, tags, commits and working sets
@@ -29,10 +30,10 @@ import errno
 import fcntl
 import itertools
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.mysql import MySQL
@@ -143,11 +144,13 @@ def _refuse_statement(kind: str) -> DoltError:
 class _Dolt(MySQL):
     """MySQL as Dolt speaks it: a table may be followed by ``AS OF <ref or timestamp>``."""
 
-    ALIAS_POST_VERSION = True  # `t AS OF 'main' AS x`: the version comes before the alias
-
     # MySQL.Parser is a class attribute, which mypy does not accept as a base class.
     class Parser(MySQL.Parser):  # type: ignore[misc,valid-type]
-        VERSION_PHRASES: ClassVar = {**MySQL.Parser.VERSION_PHRASES, ("AS", "OF"): "VERSION"}
+        def _parse_version(self) -> exp.Version | None:
+            # Called right after a table name (before its alias) by every sqlglot since 25.
+            if self._match_text_seq("AS", "OF"):
+                return exp.Version(this="VERSION", kind="AS OF", expression=self._parse_bitwise())
+            return super()._parse_version()  # type: ignore[no-any-return]
 
 
 _DIALECT = _Dolt()
@@ -171,17 +174,27 @@ def _tokens(sql: str) -> list[Token]:
         ) from exc
 
 
+# The comments in the text between tokens (which holds only whitespace and comments).
+_COMMENT = re.compile(r"/\*.*?\*/|#[^\n]*|--[^\n]*", re.DOTALL)
+_DOUBLE_DASH = (
+    "`--` directly followed by text is a comment to Dolt but not to MySQL.",
+    "write `-- comment` (with a space) for a comment, or `- -x` for minus minus.",
+)
+
+
 def _check_comments(sql: str, tokens: list[Token]) -> None:
-    # MySQL and Dolt execute `/*! ... */` and `/*!50000 ... */` as SQL; sqlglot keeps them as
-    # comments. The text between tokens is where comments live.
     gaps = [sql[: tokens[0].start]] if tokens else [sql]
     gaps += [sql[a.end + 1 : b.start] for a, b in itertools.pairwise(tokens)]
     gaps += [sql[tokens[-1].end + 1 :]] if tokens else []
-    if any("/*!" in gap for gap in gaps):
-        raise _refuse(
-            "it contains a MySQL executable comment `/*! ... */`, whose text Dolt runs as SQL.",
-            "remove the comment, or write its SQL as plain SQL if it is meant to run.",
-        )
+    for comment in (m.group() for gap in gaps for m in _COMMENT.finditer(gap)):
+        if comment.startswith("/*!"):
+            # MySQL and Dolt run `/*! ... */` and `/*!50000 ... */` as SQL.
+            raise _refuse(
+                "it contains a MySQL executable comment `/*! ... */`, whose text Dolt runs as SQL.",
+                "remove the comment, or write its SQL as plain SQL if it is meant to run.",
+            )
+        if comment.startswith("--") and comment[2:3].strip():
+            raise _refuse(*_DOUBLE_DASH)  # older sqlglot reads `--x` as a comment, as Dolt
 
 
 def _statement_tokens(tokens: list[Token]) -> list[Token]:
@@ -218,12 +231,9 @@ def _check_tokens(tokens: list[Token]) -> None:
         if following.token_type == TokenType.L_PAREN:
             _check_function(token.text.lower())
         if kind == following.token_type == TokenType.DASH and following.start == token.end + 1:
-            # MySQL (and sqlglot) read `--1` as minus minus one, Dolt as a comment to the end
-            # of the line: the checker and Dolt would see different statements.
-            raise _refuse(
-                "`--` directly followed by text is a comment to Dolt but not to MySQL.",
-                "write `-- comment` (with a space) for a comment, or `- -x` for minus minus.",
-            )
+            # MySQL (and sqlglot >= 30) read `--1` as minus minus one, Dolt as a comment to
+            # the end of the line: the checker and Dolt would see different statements.
+            raise _refuse(*_DOUBLE_DASH)
 
 
 def _check_function(name: str) -> None:
@@ -292,7 +302,7 @@ def _render(sql: str, tokens: list[Token]) -> str:
         text = sql[token.start : token.end + 1]
         gap = sql[before.end + 1 : token.start]
         # Keep tokens that touched touching (`_utf8mb4'x'`, `a.b`, `x'AB'`), except where the
-        # join would start a comment for Dolt (`--1` is a comment to Dolt, `- -1` to sqlglot).
+        # join would open or close a comment for Dolt (`--` is refused earlier; a guard).
         joined = parts[-1][-1:] + text[:1]
         parts.append(("" if not gap and joined not in ("--", "/*", "*/") else " ") + text)
     return "".join(parts)

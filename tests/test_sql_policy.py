@@ -66,6 +66,7 @@ class TestAccepted:
             ("SELECT _utf8mb4'x', x'AB', a.b, .5, 1e3", "SELECT _utf8mb4'x', x'AB', a.b, .5, 1e3"),
             ("SELECT 'it''s; -- /*! */', `a``b`", "SELECT 'it''s; -- /*! */', `a``b`"),
             ("SELECT 1 - -1", "SELECT 1 - -1"),
+            ("-- see /*! here */\nSELECT 1 /* a--b */ --\n", "SELECT 1"),
         ],
     )
     def test_runs_the_checked_tokens_without_comments(self, sql, runs):

@@ -26,8 +26,9 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
     too), checked when the catalog is built: several statements, ``USE``, ``CALL``, DDL/DML,
     ``SET``, ``SELECT ... INTO``, locking reads, ``/*! ... */`` executable comments and Dolt
     functions that write (``dolt_commit()``, ``dolt_branch()``, ...) raise ``DatasetError``
-    saying what to write instead. Naming another revision (`` `db/main`.t ``,
-    ``t AS OF 'v1'``) reads it; nothing can write there either.
+    saying what to write instead. A query may name another version: ``t AS OF 'v1'`` reads
+    a commit, `` `db/main`.t `` reads branch main's working set (uncommitted changes too);
+    nothing can be written there either.
 
     Example usage for the `YAML API <https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/>`_:
 
