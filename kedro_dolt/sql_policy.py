@@ -187,8 +187,9 @@ def _check_comments(sql: str, tokens: list[Token]) -> None:
     gaps += [sql[a.end + 1 : b.start] for a, b in itertools.pairwise(tokens)]
     gaps += [sql[tokens[-1].end + 1 :]] if tokens else []
     for comment in (m.group() for gap in gaps for m in _COMMENT.finditer(gap)):
-        if comment.startswith("/*!"):
-            # MySQL and Dolt run `/*! ... */` and `/*!50000 ... */` as SQL.
+        if comment.startswith("/*") and "/*!" in comment:
+            # MySQL and Dolt run `/*! ... */` and `/*!50000 ... */` as SQL (one inside a hint
+            # or another comment does not run, but is refused all the same).
             raise _refuse(
                 "it contains a MySQL executable comment `/*! ... */`, whose text Dolt runs as SQL.",
                 "remove the comment, or write its SQL as plain SQL if it is meant to run.",
@@ -315,10 +316,10 @@ def read_only_statement(sql: str) -> str:
     """
     if not isinstance(sql, str) or not sql.strip():
         raise _refuse("the query is empty.", f"set sql: {_ONE_SELECT}.")
-    tokens = _tokens(sql)
-    _check_comments(sql, tokens)
-    tokens = _statement_tokens(tokens)
-    _check_start(tokens)
+    every = _tokens(sql)
+    tokens = _statement_tokens(every)
+    _check_start(tokens)  # first: sqlglot swallows the rest of a CALL ... into one token
+    _check_comments(sql, every)
     _check_tokens(tokens)
     _check_tree(_parse(sql, tokens))
     return _render(sql, tokens)

@@ -203,11 +203,7 @@ BAD_QUERIES = [
     ("SELECT 1 /*!, (SELECT dolt_branch('evil')) */", "executable comment", "remove the comment"),
     ("SELECT 1 /*!50000 ; DROP TABLE companies */", "executable comment", "remove the comment"),
     ("SELECT /*+ x /*! ; DROP TABLE companies */ 1", "executable comment", "remove the comment"),
-    (
-        "SELECT 1 --1, 'x\n; DROP TABLE companies; SELECT '",
-        "`--` directly followed",
-        "with a space",
-    ),
+    ("SELECT 2 --1 AS n FROM companies", "`--` directly followed", "with a space"),
     ("SELECT @n := COUNT(*) FROM companies", "assigns a user variable", "remove the assignment"),
     ("SELECT LOAD_FILE('/etc/passwd')", "reads files", "remove LOAD_FILE()"),
     ("SELECT SLEEP(5)", "blocks every save", "remove SLEEP()"),
@@ -234,6 +230,16 @@ class TestQueryPolicy:
         with pytest.raises(DatasetError, match="Query refused"):
             DoltSQLQueryDataset(
                 database=str(warehouse), sql="SELECT 1; USE warehouse; DROP TABLE companies"
+            ).load()
+        assert snapshot(warehouse) == before
+
+    def test_dash_dash_cannot_smuggle_a_statement(self, warehouse):
+        # Dolt reads `--1` as a comment, so it would run the DROP on the next line; MySQL and
+        # sqlglot >= 30 read minus minus one and a string. Refused whichever way sqlglot reads.
+        before = snapshot(warehouse)
+        with pytest.raises(DatasetError, match=r"(?s)Query refused.*Fix: "):
+            DoltSQLQueryDataset(
+                database=str(warehouse), sql="SELECT 1 --1, 'x\n; DROP TABLE companies; -- '"
             ).load()
         assert snapshot(warehouse) == before
 
