@@ -1352,9 +1352,15 @@ class DoltCLIEngine:
     def query(self, sql: str, *, ref: str | None = None) -> QueryResult:
         """Run one read-only ``SELECT`` at ``ref`` (default: the checked-out branch's head).
 
-        The query runs in the read-only revision database of the resolved commit, so it sees
-        committed data only and cannot change anything.
+        ``sql`` must pass :func:`~kedro_dolt.sql_policy.read_only_statement` (checked here
+        too: the engine is the boundary). What runs is that statement, in the read-only
+        revision database of the resolved commit, while Dolt can open the repository only
+        read-only, from an empty scratch directory (the CLI's ``secure_file_priv``): if the
+        check were ever fooled, the statement would still find nothing it can write.
         """
+        from .sql_policy import read_only_statement, storage_read_only
+
+        statement = read_only_statement(sql)
         self._require()
         with (
             repository_lock(self.database, exclusive=False),
@@ -1366,7 +1372,11 @@ class DoltCLIEngine:
             at = _hash_expression(validate_ref(ref or "HEAD"))
             info = self._sql_json(f"SELECT database() AS db, {at} AS h;")[0][0]
             revision = quote_identifier(f"{info['db']}/{info['h']}")
-            data = self._sql(f"USE {revision};\n{sql.strip().rstrip(';')};", fmt="parquet")
+            with (
+                storage_read_only(self.database),
+                tempfile.TemporaryDirectory(prefix="kedro-dolt-query-") as scratch,
+            ):
+                data = self._sql(f"USE {revision};\n{statement};", fmt="parquet", cwd=scratch)
         if not data:
             raise DoltError(
                 "The query returned no result set.",

@@ -11,6 +11,7 @@ from .. import context
 from ..engine import DoltCLIEngine, DoltEngine
 from ..metadata import ActionRecord, emit
 from ..naming import validate_ref
+from ..sql_policy import read_only_statement
 
 
 class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
@@ -20,6 +21,14 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
     checked-out branch), so it sees committed data only and can change nothing. Dolt's SQL
     is MySQL's plus Dolt's system tables and functions (``dolt_log``, ``dolt_diff(...)``,
     ``AS OF``). Saving raises ``DatasetError``.
+
+    ``sql`` must be exactly one ``SELECT`` (``WITH ... SELECT`` and ``UNION`` of selects
+    too), checked when the catalog is built: several statements, ``USE``, ``CALL``, DDL/DML,
+    ``SET``, ``SELECT ... INTO``, locking reads, ``/*! ... */`` executable comments and Dolt
+    functions that write (``dolt_commit()``, ``dolt_branch()``, ...) raise ``DatasetError``
+    saying what to write instead. A query may name another version: ``t AS OF 'v1'`` reads
+    a commit, `` `db/main`.t `` reads branch main's working set (uncommitted changes too);
+    nothing can be written there either.
 
     Example usage for the `YAML API <https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/>`_:
 
@@ -58,7 +67,7 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
         """
         Args:
             database: Path of a local Dolt repository (relative to the Kedro project root).
-            sql: One ``SELECT`` statement.
+            sql: One ``SELECT`` statement (see above for what is refused).
             ref: The version to query: branch, tag, commit hash or ``X~N``; default ``HEAD``.
             metadata: Anything; kept for plugins such as kedro-viz.
         """
@@ -66,6 +75,7 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
             raise DatasetError(
                 "DoltSQLQueryDataset needs a non-empty 'sql'. Fix: set sql: SELECT ..."
             )
+        read_only_statement(sql)  # a bad query fails when the catalog is built, not at load
         self._sql = sql
         self._ref = validate_ref(ref) if ref is not None else None
         self._engine: DoltEngine = DoltCLIEngine(context.resolve_database(database))
