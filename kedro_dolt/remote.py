@@ -16,6 +16,7 @@ from . import context
 from .engine import DoltEngine, MergeResult
 from .errors import DoltError
 from .naming import validate_branch
+from .secrets import mask_url_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +107,8 @@ class Remote:
                 "Remote %r of %s points at %s, not %s as configured; using the repository's.",
                 self.name,
                 engine.database,
-                known[self.name],
-                self.url,
+                mask_url_credentials(known[self.name]),
+                mask_url_credentials(self.url),
                 extra={"markup": False},
             )
 
@@ -144,9 +145,9 @@ class Remote:
         return False  # unreachable: the last attempt returns or raises
 
     def describe(self) -> dict[str, Any]:
-        # Urls may embed credentials (https://user:token@host): show scheme and host only.
-        url = self.url
-        if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-            scheme, rest = url.split("://", 1)
-            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        # Urls may embed credentials (https://user:token@host): the dataset's repr shows this.
+        url = mask_url_credentials(self.url) if self.url else self.url
         return {"name": self.name, "url": url, "pull": self.pull, "push": self.push}
+
+    def __repr__(self) -> str:  # the dataclass repr would print the url as given
+        return f"Remote({', '.join(f'{k}={v!r}' for k, v in self.describe().items())})"
