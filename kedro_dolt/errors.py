@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from kedro.io.core import DatasetError
 
+from .secrets import mask_url_credentials
+
 
 class DoltError(DatasetError):
     """A Dolt operation failed.
 
     Kedro re-wraps other exceptions without their details, so every failure surfaces as a
     ``DatasetError`` that carries what went wrong, how to fix it and Dolt's own message.
+    Credentials in urls are masked here, where every error is built: Dolt copies remote urls
+    into its messages and Kedro logs them.
     """
 
     def __init__(self, what: str, *, fix: str = "", dolt_message: str = "") -> None:
-        self.what = what
-        self.fix = fix
-        self.dolt_message = dolt_message.strip()
-        parts = [what]
-        if fix:
-            parts.append(f"Fix: {fix}")
+        self.what = mask_url_credentials(what)
+        self.fix = mask_url_credentials(fix)
+        self.dolt_message = mask_url_credentials(dolt_message.strip())
+        parts = [self.what]
+        if self.fix:
+            parts.append(f"Fix: {self.fix}")
         if self.dolt_message:
             parts.append(f"Dolt said: {self.dolt_message}")
         super().__init__("\n".join(parts))
@@ -28,10 +32,10 @@ class DoltCommandError(DoltError):
     """The ``dolt`` process exited non-zero; ``dolt_message`` holds its stderr."""
 
     def __init__(self, args: list[str], returncode: int, stderr: str, stdout: bytes = b"") -> None:
-        self.args_run = args
+        self.args_run = [mask_url_credentials(arg) for arg in args]  # `dolt clone URL`
         self.returncode = returncode
         self.stdout = stdout  # results of the statements that ran before the failure
         super().__init__(
-            f"`dolt {' '.join(args)}` failed with exit code {returncode}.",
+            f"`dolt {' '.join(self.args_run)}` failed with exit code {returncode}.",
             dolt_message=stderr,
         )

@@ -8,19 +8,73 @@ number of times, never by ``--force``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from . import context
 from .engine import DoltEngine, MergeResult
 from .errors import DoltError
 from .naming import validate_branch
+from .secrets import mask_url_credentials
 
 logger = logging.getLogger(__name__)
 
 #: How often a rejected push is retried after pulling the remote's new commits.
 PUSH_ATTEMPTS = 3
+
+# A file:// remote store holds table files plus `manifest`, whose first line reads
+# `5:__DOLT__:<lock>:<root>:...` (Dolt 1.86). A fetch or a clone of a store without data
+# leaves only `oldgen` (and `LOCK`) behind: a store Dolt started, not the user's files.
+_MANIFEST = re.compile(rb"\d+:__[A-Z0-9_]+__:")
+_DOLT_LEFTOVERS = frozenset({"oldgen", "LOCK"})
+
+
+def file_remote_directory(url: str) -> Path | None:
+    """The directory of a ``file:///abs/dir`` url (percent-decoded, as Dolt does), else None."""
+    if not url.startswith("file://") or not url[len("file://") :].startswith("/"):
+        return None
+    return Path(unquote(url[len("file://") :]))
+
+
+def is_dolt_remote_store(directory: Path) -> bool:
+    """Whether ``directory`` is a store a ``file://`` remote wrote (it has Dolt's manifest)."""
+    try:
+        with open(directory / "manifest", "rb") as manifest:
+            return _MANIFEST.match(manifest.read(64)) is not None
+    except OSError:  # missing, a directory, unreadable: not a store
+        return False
+
+
+def check_file_remote(url: str, *, remote: str) -> None:
+    """Refuse a ``file://`` remote whose directory holds anything but Dolt's remote store.
+
+    Dolt writes its store (manifest, table files, ``oldgen``) straight into the directory on
+    push, fetch and clone, next to whatever is there: pointing a remote at the wrong,
+    non-empty directory would scatter Dolt's files among the user's. A missing or empty
+    directory and an existing store are fine.
+    """
+    directory = file_remote_directory(url)
+    if directory is None or not directory.is_dir() or is_dolt_remote_store(directory):
+        return  # not a local directory (Dolt reports a regular file itself), or Dolt's own
+    try:
+        foreign = sorted(entry.name for entry in directory.iterdir())
+    except OSError:
+        return  # unreadable: Dolt's own error says so
+    foreign = [name for name in foreign if name not in _DOLT_LEFTOVERS]
+    if not foreign:
+        return
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    raise DoltError(
+        f"Remote {remote!r} points at {directory}, which holds other files ({shown}) and no "
+        "Dolt remote data; Dolt would write its own files next to them. "
+        "Nothing was written there.",
+        fix=f"point the remote url at a new or empty directory (e.g. file://{directory}/dolt), "
+        "or at a directory an earlier push made (it has a Dolt `manifest` file).",
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +138,7 @@ class Remote:
         if not engine.exists():
             if self.url is None:
                 return  # the first save will `dolt init`
+            check_file_remote(self.url, remote=self.name)
             try:
                 engine.clone(self.url, remote=self.name)
             except DoltError as exc:
@@ -93,6 +148,7 @@ class Remote:
         self._ensure_remote(engine)
 
     def _ensure_remote(self, engine: DoltEngine) -> None:
+        """Add the remote when missing; check the url in use before any pull or push."""
         known = engine.remotes()
         if self.name not in known:
             if self.url is None:
@@ -100,14 +156,18 @@ class Remote:
                     f"Remote {self.name!r} is not configured in {engine.database}.",
                     fix=f"add url: to the remote entry or run `dolt remote add {self.name} URL`.",
                 )
+            check_file_remote(self.url, remote=self.name)
             engine.add_remote(self.name, self.url)
-        elif self.url is not None and known[self.name] != self.url:
+            return
+        # The repository's url wins (it may have been added by hand): that is where Dolt writes.
+        check_file_remote(known[self.name], remote=self.name)
+        if self.url is not None and known[self.name] != self.url:
             logger.warning(
                 "Remote %r of %s points at %s, not %s as configured; using the repository's.",
                 self.name,
                 engine.database,
-                known[self.name],
-                self.url,
+                mask_url_credentials(known[self.name]),
+                mask_url_credentials(self.url),
                 extra={"markup": False},
             )
 
@@ -144,9 +204,9 @@ class Remote:
         return False  # unreachable: the last attempt returns or raises
 
     def describe(self) -> dict[str, Any]:
-        # Urls may embed credentials (https://user:token@host): show scheme and host only.
-        url = self.url
-        if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-            scheme, rest = url.split("://", 1)
-            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        # Urls may embed credentials (https://user:token@host): the dataset's repr shows this.
+        url = mask_url_credentials(self.url) if self.url else self.url
         return {"name": self.name, "url": url, "pull": self.pull, "push": self.push}
+
+    def __repr__(self) -> str:  # the dataclass repr would print the url as given
+        return f"Remote({', '.join(f'{k}={v!r}' for k, v in self.describe().items())})"

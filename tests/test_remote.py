@@ -168,3 +168,90 @@ class TestRemote:
     def test_describe_hides_credentials(self):
         remote = Remote(url="https://user:token@doltremoteapi.dolthub.com/org/repo")
         assert "token" not in str(remote.describe())
+
+
+def snapshot(directory: Path) -> dict[str, bytes | None]:
+    """Every entry under ``directory``: file contents, ``None`` for directories."""
+    return {
+        str(p.relative_to(directory)): (None if p.is_dir() else p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+@pytest.fixture(params=["notes", "fake-manifest"])
+def user_dir(request, tmp_path) -> Path:
+    """A directory of the user's own files that is not a Dolt remote store."""
+    directory = tmp_path / "user-files"
+    (directory / "sub").mkdir(parents=True)
+    (directory / "sub" / "data.csv").write_text("id,value\n1,2\n")
+    if request.param == "notes":
+        (directory / "notes.txt").write_text("my notes")
+    else:  # a file that happens to be called like Dolt's, with other content
+        (directory / "manifest").write_text("shipping manifest\n")
+    return directory
+
+
+class TestForeignRemoteDirectory:
+    """A file:// remote at a non-empty directory that is not a Dolt store is refused before
+    Dolt writes its store files (manifest, table files, oldgen) among the user's files."""
+
+    MESSAGE = r"(?s)points at .*user-files, which holds other files .*written there.*Fix: "
+
+    def test_clone(self, tmp_path, user_dir):
+        before = snapshot(user_dir)
+        local = tmp_path / "local"
+        dataset = DoltTableDataset(
+            database=str(local), table="c", remote={"url": f"file://{user_dir}"}
+        )
+        with pytest.raises(DatasetError, match=self.MESSAGE):
+            dataset.load()
+        assert snapshot(user_dir) == before
+        assert not local.exists()
+
+    def test_add_remote_and_push(self, tmp_path, user_dir, companies):
+        local = tmp_path / "local"
+        DoltTableDataset(database=str(local), table="c", save_args=KEY).save(companies)
+        before, files = state(local), snapshot(user_dir)
+        dataset = DoltTableDataset(
+            database=str(local),
+            table="c",
+            remote={"name": "backup", "url": f"file://{user_dir}"},
+            save_args=KEY,
+        )
+        with pytest.raises(DatasetError, match=self.MESSAGE):
+            dataset.save(companies.head(1))
+        assert snapshot(user_dir) == files
+        assert state(local) == before
+        assert "backup" not in dolt(local, "remote", "-v")
+
+    def test_remote_the_repository_already_has(self, tmp_path, user_dir, companies):
+        local = tmp_path / "local"
+        DoltTableDataset(database=str(local), table="c", save_args=KEY).save(companies)
+        dolt(local, "remote", "add", "origin", f"file://{user_dir}")  # writes nothing there
+        before, files = state(local), snapshot(user_dir)
+        dataset = DoltTableDataset(
+            database=str(local), table="c", remote={"pull": False}, save_args=KEY
+        )
+        with pytest.raises(DatasetError, match=self.MESSAGE):
+            dataset.save(companies.head(1))  # would push
+        with pytest.raises(DatasetError, match=self.MESSAGE):
+            DoltTableDataset(database=str(local), table="c", remote={}).load()  # would fetch
+        assert snapshot(user_dir) == files
+        assert state(local) == before
+
+    @pytest.mark.parametrize("kind", ["missing", "empty", "space in name"])
+    def test_new_or_empty_directory_is_fine(self, tmp_path, companies, kind):
+        store = tmp_path / ("new store" if kind == "space in name" else "store")
+        if kind != "missing":
+            store.mkdir()
+        url = f"file://{store}".replace(" ", "%20")
+        # The first save tries to clone the empty store (Dolt leaves `oldgen` there), then
+        # starts a repository and pushes into it.
+        dataset(tmp_path / "local", url).save(companies)
+        assert (store / "manifest").is_file()
+        check = fresh_clone(url, tmp_path / "check")
+        assert dolt_rows(check, "SELECT COUNT(*) AS n FROM c")[0]["n"] == 3
+        # A store with data stays usable: a second dataset clones it, a save pushes to it.
+        other = dataset(tmp_path / "other", url)
+        other.save(companies.head(2))
+        assert len(dataset(tmp_path / "third", url).load()) == 2
