@@ -80,11 +80,14 @@ class TableSchema:
         return TableSchema(tuple(c for c in self.columns if c.name in keys), self.primary_key)
 
     def same_table(self, other: TableSchema) -> bool:
-        """Same columns (names, types, nullability, dtypes) and key, ignoring name case."""
+        """Same column names and SQL types, same key (names ignore case, as Dolt does).
+
+        pandas dtypes are not compared: ``object`` and ``str`` text land in the same column,
+        and the table keeps the dtypes it records."""
 
         def shape(schema: TableSchema) -> tuple[object, ...]:
             return (
-                tuple((c.name.lower(), c.sql_type, c.nullable, c.dtype) for c in schema.columns),
+                tuple((c.name.lower(), c.sql_type) for c in schema.columns),
                 tuple(k.lower() for k in schema.primary_key),
             )
 
