@@ -98,6 +98,13 @@ def display_path(path: Path) -> str:
 
 def resolve_database(database: str | Path) -> Path:
     """Relative databases are relative to the Kedro project root when known, else the cwd."""
+    if "\x00" in str(database):
+        from .errors import DoltError  # errors imports kedro; context is imported early
+
+        raise DoltError(
+            f"Invalid database path {str(database)!r}: it holds a NUL character.",
+            fix="give the path of a directory, e.g. database: data/warehouse.",
+        )
     path = Path(database).expanduser()
     if path.is_absolute():
         return path

@@ -95,6 +95,17 @@ _FIXES: tuple[tuple[str, str], ...] = (
     ),
     ("database not found", "check the branch/ref exists (`dolt branch -a`, `dolt tag`)."),
     ("invalid ref", "give a branch, tag, commit hash or ancestor like 'main~1'."),
+    (
+        "invalid ancestor spec",
+        "the branch has fewer commits than the ref goes back (see `dolt log`): give a "
+        "smaller ~N or a commit hash.",
+    ),
+    (
+        "is not a commit",
+        "give an existing branch, tag or commit hash (see `dolt branch -a`, `dolt tag`, "
+        "`dolt log`).",
+    ),
+    ("unknown column", "the table's columns differ from what is written: check the names."),
     ("table not found", "check the table name, or save the dataset once before loading it."),
     ("could not be found", "check the column names in load_args.columns or the SQL."),
     (
@@ -387,6 +398,7 @@ class DoltEngine(Protocol):
     def find_run_commit(self, run_id: str, *, table: str, branch: str | None) -> str | None: ...
     def remotes(self) -> dict[str, str]: ...
     def add_remote(self, name: str, url: str) -> None: ...
+    def remove_remote(self, name: str) -> None: ...
     def clone(self, url: str, *, remote: str) -> None: ...
     def pull(self, remote: str, branch: str) -> MergeResult | None: ...
     def push(self, remote: str, branch: str) -> None: ...
@@ -533,7 +545,15 @@ class DoltCLIEngine:
         return (self.database / ".dolt").is_dir()
 
     def _check_directory(self) -> None:
-        """The database path and its existing parents must be directories."""
+        """The database path and its existing parents must be directories, outside any
+        repository's ``.dolt`` store."""
+        if ".dolt" in self.database.parts:
+            raise DoltError(
+                f"The database path {self.database} is inside a `.dolt` directory, Dolt's own "
+                "store.",
+                fix="point `database` at the repository directory (the one holding .dolt), "
+                "or at a path outside it.",
+            )
         for path in (self.database, *self.database.parents):
             if path.exists():
                 if not path.is_dir():
@@ -628,6 +648,8 @@ class DoltCLIEngine:
         return str(found)
 
     def create_branch(self, branch: str, start_point: str, *, exist_ok: bool = False) -> None:
+        if parse_time_ref(validate_ref(start_point, key="start_point")):
+            start_point = self.resolve(start_point)  # dolt_branch knows no X@{time}
         try:
             self._write(
                 f"CALL dolt_branch({quote_string(validate_branch(branch))}, "
@@ -810,6 +832,13 @@ class DoltCLIEngine:
         rows = self._read("SELECT name, url FROM dolt_remotes;", what="Cannot list remotes.")
         return {r["name"]: r["url"] for r in (rows[0] if rows else [])}
 
+    def remove_remote(self, name: str) -> None:
+        self._write(
+            "CALL dolt_remote('remove', "
+            f"{quote_string(validate_branch(name, key='remote name'))});",
+            what=f"Cannot remove remote {name!r} from {self.database}.",
+        )
+
     def add_remote(self, name: str, url: str) -> None:
         self._write(
             f"CALL dolt_remote('add', {quote_string(validate_branch(name, key='remote name'))}, "
@@ -854,6 +883,8 @@ class DoltCLIEngine:
             f"WHERE name = {quote_string('remotes/' + tracking)};"
             f"SELECT name FROM dolt_branches WHERE name = {quote_string(branch)};",
             what=f"Cannot fetch from remote {remote!r} of {self.database}.",
+            fix="check the remote's url (`dolt remote -v`), that it is reachable and holds a "
+            "Dolt database, and its credentials.",
         )
         has_remote_branch, has_local_branch = bool(rows[1]), bool(rows[2])
         if not has_remote_branch:

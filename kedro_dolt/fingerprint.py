@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import TableSchema
+from .schema import TableSchema, unencodable
 
 #: Where the fingerprints live, inside the repository directory (beside, not in, ``.dolt``).
 CACHE_DIR = Path(".kedro-dolt") / "rows"
@@ -50,7 +50,10 @@ class Fingerprint:
     @classmethod
     def of(cls, frame: pd.DataFrame, schema: TableSchema, ddl: str) -> Fingerprint:
         keys = frame[list(schema.primary_key)].reset_index(drop=True)
-        return cls(ddl, keys, row_hashes(frame))
+        try:
+            return cls(ddl, keys, row_hashes(frame))
+        except UnicodeEncodeError as exc:  # hashing encodes text as UTF-8
+            raise unencodable(frame, exc) from exc
 
     def extended(self, added: Fingerprint) -> Fingerprint:
         """After an append of ``added``'s rows."""

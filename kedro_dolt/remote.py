@@ -7,6 +7,7 @@ number of times, never by ``--force``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Mapping
@@ -23,6 +24,12 @@ from .secrets import mask_url_credentials
 
 logger = logging.getLogger(__name__)
 
+#: Url schemes Dolt's remotes understand, besides git's (git+file, git+https, git+ssh).
+REMOTE_SCHEMES = frozenset({"file", "http", "https", "aws", "gs", "oci"})
+
+
+def _known_scheme(scheme: str) -> bool:
+    return scheme in REMOTE_SCHEMES or scheme in {"git+file", "git+https", "git+ssh"}
 #: How often a rejected push is retried after pulling the remote's new commits.
 PUSH_ATTEMPTS = 3
 
@@ -95,9 +102,14 @@ class Remote:
 
     def __post_init__(self) -> None:
         validate_branch(self.name, key="remote name")
-        if self.url is not None and (not isinstance(self.url, str) or "://" not in self.url):
+        if self.url is not None and (
+            not isinstance(self.url, str)
+            or "://" not in self.url
+            or not _known_scheme(self.url.split("://", 1)[0].lower())
+        ):
             raise DoltError(
-                f"Invalid remote url {self.url!r}.",
+                f"Invalid remote url {self.url!r}: Dolt remotes are file://, http(s)://, "
+                "aws://, gs://, oci:// or git+...:// urls.",
                 fix="give a url with a scheme: file:///abs/dir, "
                 "https://doltremoteapi.dolthub.com/org/repo, aws://[table:bucket]/db, "
                 "gs://bucket/path.",
@@ -129,26 +141,28 @@ class Remote:
             fix="give a mapping like {name: origin, url: file:///srv/dolt/warehouse}.",
         )
 
-    def prepare(self, engine: DoltEngine, *, for_save: bool = False) -> None:
-        """Clone on first use, else make sure the repository knows this remote.
+    def prepare(self, engine: DoltEngine, *, for_save: bool = False) -> bool:
+        """Clone on first use, else make sure the repository knows this remote; whether the
+        remote was added now.
 
         A save into an empty remote (no Dolt data yet) starts a local repository instead;
         the remote is added before the first push.
         """
         if not engine.exists():
             if self.url is None:
-                return  # the first save will `dolt init`
+                return False  # the first save will `dolt init`
             check_file_remote(self.url, remote=self.name)
             try:
                 engine.clone(self.url, remote=self.name)
             except DoltError as exc:
                 if not (for_save and "no Dolt data" in exc.dolt_message):
                     raise
-            return
-        self._ensure_remote(engine)
+            return False
+        return self._ensure_remote(engine)
 
-    def _ensure_remote(self, engine: DoltEngine) -> None:
-        """Add the remote when missing; check the url in use before any pull or push."""
+    def _ensure_remote(self, engine: DoltEngine) -> bool:
+        """Add the remote when missing (``True``); check the url in use before any pull or
+        push."""
         known = engine.remotes()
         if self.name not in known:
             if self.url is None:
@@ -158,7 +172,7 @@ class Remote:
                 )
             check_file_remote(self.url, remote=self.name)
             engine.add_remote(self.name, self.url)
-            return
+            return True
         # The repository's url wins (it may have been added by hand): that is where Dolt writes.
         check_file_remote(known[self.name], remote=self.name)
         if self.url is not None and known[self.name] != self.url:
@@ -170,15 +184,22 @@ class Remote:
                 mask_url_credentials(self.url),
                 extra={"markup": False},
             )
+        return False
 
     def pull_branch(
         self, engine: DoltEngine, branch: str | None, *, for_save: bool = False
     ) -> MergeResult | None:
         """Bring ``branch`` up to date with the remote (when ``pull`` is on)."""
-        self.prepare(engine, for_save=for_save)
+        added = self.prepare(engine, for_save=for_save)
         if not self.pull or not engine.exists():
             return None
-        return engine.pull(self.name, branch or engine.active_branch())
+        try:
+            return engine.pull(self.name, branch or engine.active_branch())
+        except DoltError:
+            if added:  # a remote that does not work is not left behind in the repository
+                with contextlib.suppress(DoltError):
+                    engine.remove_remote(self.name)
+            raise
 
     def push_branch(self, engine: DoltEngine, branch: str) -> bool:
         """Push ``branch`` (when ``push`` is on); recover rejections by pull-merge-push."""

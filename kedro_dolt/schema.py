@@ -312,10 +312,10 @@ def _chunks(
                 lines = lines + "\t" + col
             yield ("\n".join(lines.tolist()) + "\n").encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise _unencodable(frame, exc) from exc
+            raise unencodable(frame, exc) from exc
 
 
-def _unencodable(frame: pd.DataFrame, exc: UnicodeEncodeError) -> DoltError:
+def unencodable(frame: pd.DataFrame, exc: UnicodeEncodeError) -> DoltError:
     """Name the column and row holding text UTF-8 cannot encode (a lone surrogate)."""
     for name in frame.columns:
         values = frame[name]

@@ -166,17 +166,26 @@ class NewBranch:
     ) -> SaveOutcome:
         if not engine.exists():
             engine.ensure_repository(initial_branch=_branch_name_or_none(self.start_point))
-        if not engine.branch_exists(self.branch):
+        created = not engine.branch_exists(self.branch)
+        if created:
             engine.create_branch(self.branch, self.start_point, exist_ok=True)
-        result = engine.write_table(
-            table,
-            frame,
-            schema=schema,
-            branch=self.branch,
-            message=message,
-            lineage=lineage,
-            mode=mode,
-        )
+        try:
+            result = engine.write_table(
+                table,
+                frame,
+                schema=schema,
+                branch=self.branch,
+                message=message,
+                lineage=lineage,
+                mode=mode,
+            )
+        except DoltError:
+            if created:  # a failed first save leaves no new branch behind
+                with contextlib.suppress(DoltError):
+                    start = engine.resolve(self.start_point)
+                    if engine.resolve(self.branch) == start:
+                        engine.delete_branch(self.branch)
+            raise
         return SaveOutcome(result.branch, result.from_commit, result.to_commit, result.stats)
 
     def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:

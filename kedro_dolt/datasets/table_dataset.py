@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 def _merge_args(
     defaults: dict[str, Any], given: Mapping[str, Any] | None, *, name: str
 ) -> dict[str, Any]:
+    if given is not None and not isinstance(given, Mapping):
+        raise DatasetError(
+            f"Invalid {name} {given!r}: a mapping of options is expected. "
+            f"Fix: give e.g. {name}: {{{sorted(defaults)[0]}: ...}} (options: {sorted(defaults)})."
+        )
     args = deepcopy(defaults)
     unknown = sorted(set(given or {}) - set(defaults))
     if unknown:
@@ -175,9 +180,19 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             validate_ref(version.load, key="load version")
         self._load_args = _merge_args(self.DEFAULT_LOAD_ARGS, load_args, name="load_args")
         self._save_args = _merge_args(self.DEFAULT_SAVE_ARGS, save_args, name="save_args")
-        columns = self._load_args["columns"]
-        if columns is not None:
-            self._load_args["columns"] = [validate_column(c) for c in columns]
+        self._load_args["columns"] = _load_columns(self._load_args["columns"])
+        message = self._save_args["commit_message"]
+        if message is not None and (not isinstance(message, str) or "\x00" in message):
+            raise DatasetError(
+                f"Invalid save_args.commit_message {message!r}: a text without NUL characters "
+                "is expected. Fix: give the commit's summary line as a string."
+            )
+        if self._meta and self._meta.table and self._meta.table.lower() == table.lower():
+            raise DatasetError(
+                f"meta.table {self._meta.table!r} is the dataset's own table: lineage rows "
+                "would overwrite the data. Fix: give the lineage table another name, e.g. "
+                "meta: {table: kedro_runs}."
+            )
         self._primary_key = _primary_key(self._save_args["primary_key"])
         mode = self._save_args["mode"]
         if mode not in SAVE_MODES:
@@ -294,7 +309,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def save(self, data: pd.DataFrame) -> None:
         if not isinstance(data, pd.DataFrame):
             raise DatasetError(
-                f"DoltTableDataset saves pandas DataFrames, got {type(data).__name__}."
+                f"DoltTableDataset saves pandas DataFrames, got {type(data).__name__}. "
+                "Fix: return a DataFrame from the node (e.g. pd.DataFrame(data))."
             )
         schema = TableSchema.from_frame(data, self._primary_key)
         run_id = context.current_run_id() or (self._version.save if self._version else None)
@@ -428,12 +444,31 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return described
 
 
+def _load_columns(value: Any) -> list[str] | None:
+    """``load_args.columns`` as a list of column names (``None``: all columns)."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(c, str) and c for c in value)
+    ):
+        raise DatasetError(
+            f"Invalid load_args.columns {value!r}: a non-empty list of column names is "
+            "expected. Fix: e.g. columns: [id, name], or leave it out to load every column."
+        )
+    return [validate_column(c) for c in value]
+
+
 def _primary_key(value: Any) -> list[str]:
     """``save_args.primary_key`` as a list of column names."""
     if value is None:
         return []
     keys = [value] if isinstance(value, str) else value
-    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+    if not isinstance(keys, (list, tuple)) or not all(
+        isinstance(k, str) and k.strip() for k in keys
+    ):
         raise DatasetError(
             f"Invalid save_args.primary_key {value!r}: give a column name or a list of column "
             "names. Fix: e.g. primary_key: id, or primary_key: [country, id]."
