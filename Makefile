@@ -8,6 +8,8 @@ DOLT_INSTALL_DIR ?= $(HOME)/.local/bin
 export PATH := $(DOLT_INSTALL_DIR):$(PATH)
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
+# Without it every dolt start leaves a detached `dolt send-metrics` process behind.
+export DOLT_DISABLE_EVENT_FLUSH := 1
 
 .PHONY: setup dolt python browser test demo quickstart lint bench clean
 

@@ -39,9 +39,11 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if shutil.which("dolt") is None and not os.environ.get("KEDRO_DOLT_BINARY"):
         pytest.exit("dolt is not on PATH: run the tests with `make test`", returncode=2)
     home = tmp_path_factory.mktemp("dolt-root")
-    saved = {k: os.environ.get(k) for k in ("DOLT_ROOT_PATH", "KEDRO_DISABLE_TELEMETRY")}
+    names = ("DOLT_ROOT_PATH", "KEDRO_DISABLE_TELEMETRY", "DOLT_DISABLE_EVENT_FLUSH")
+    saved = {k: os.environ.get(k) for k in names}
     os.environ["DOLT_ROOT_PATH"] = str(home)
     os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
+    os.environ["DOLT_DISABLE_EVENT_FLUSH"] = "1"  # no detached `dolt send-metrics` per start
     for key, value in [
         ("user.name", "Kedro Dolt Tests"),
         ("user.email", "tests@kedro-dolt.invalid"),
