@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import scratch
@@ -227,6 +228,26 @@ def _lineage_statements(table: str, lineage_table: str, row: dict[str, Any]) -> 
 _SCRATCH_BRANCHES = (
     f"SELECT name FROM dolt_branches WHERE name LIKE {quote_string(scratch.BRANCH_PREFIX + '%')};"
 )
+
+
+def _parquet_results(data: bytes) -> list[pa.Table]:
+    """The result sets of a ``dolt sql -r parquet`` script: one Parquet file per statement
+    that returns rows, written back to back. A file ends with ``PAR1`` and the next starts
+    with it; a boundary candidate that does not parse was inside the data."""
+    buffer, tables, start = pa.py_buffer(data), [], 0
+    while start < len(data):
+        end = data.find(b"PAR1PAR1", start + 4)
+        while True:
+            stop = len(data) if end == -1 else end + 4
+            try:
+                tables.append(pq.read_table(pa.BufferReader(buffer[start:stop])))
+                break
+            except (pa.ArrowInvalid, OSError):
+                if end == -1:
+                    raise
+                end = data.find(b"PAR1PAR1", end + 1)
+        start = stop
+    return tables
 
 
 def _json_lines(out: bytes) -> list[dict[str, Any]]:
@@ -942,28 +963,27 @@ class DoltCLIEngine:
         with repository_lock(self.database, exclusive=False):
             where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
             with _translated(f"Cannot load {where} from {self.database}."):
-                meta = self._sql_json(
-                    f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b;"
-                    f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};"
-                    f"{_SCRATCH_BRANCHES}",
-                    branch=branch,
-                )
-                commit = str(meta[0][0]["h"])
-                schema = TableSchema.from_show_columns(meta[1]).select(columns)
-                order = (
-                    " ORDER BY " + ", ".join(map(quote_identifier, schema.primary_key))
-                    if schema.primary_key
-                    else ""
-                )
+                # One dolt start: the commit, the schema, leftover scratch branches and the
+                # rows, as four Parquet files back to back. No ORDER BY: Dolt scans a table
+                # in primary-key order (its rows are stored clustered by key).
+                wanted = ", ".join(map(quote_identifier, columns)) if columns else "*"
                 lim = f" LIMIT {int(limit)}" if limit is not None else ""
-                select = ", ".join(map(quote_identifier, schema.names))
-                data = self._sql(
-                    f"SELECT {select} FROM {table_sql} AS OF {quote_string(commit)}{order}{lim};",
-                    fmt="parquet",
+                results = _parquet_results(
+                    self._sql(
+                        f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b;"
+                        f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};"
+                        f"{_SCRATCH_BRANCHES}"
+                        f"SELECT {wanted} FROM {table_sql} AS OF {ref_sql}{lim};",
+                        branch=branch,
+                        fmt="parquet",
+                    )
                 )
-        self._clear_debris([r["name"] for r in (meta[2] if len(meta) > 2 else [])])
-        frame = decode_table(pq.read_table(BytesIO(data)), schema)
-        return TableRead(commit, schema, frame, str(meta[0][0].get("b") or ""))
+        head, described, leftovers, rows = results
+        start = head.to_pylist()[0]
+        schema = TableSchema.from_show_columns(described.to_pylist()).select(columns)
+        self._clear_debris([r["name"] for r in leftovers.to_pylist()])
+        frame = decode_table(rows, schema)
+        return TableRead(str(start["h"]), schema, frame, str(start.get("b") or ""))
 
     def _clear_debris(self, branches: Sequence[str]) -> None:
         """After a read: remove what crashed saves left (only when there is any)."""
