@@ -111,13 +111,24 @@ def _listen() -> None:
         _listening = True
 
 
+def _is_dolt(config: Any) -> bool:
+    kind = config.get("type") if isinstance(config, dict) else None
+    return isinstance(kind, str) and "dolt" in kind.lower()
+
+
+def _entry_config(catalog: Any, conf_catalog: dict[str, Any], name: str) -> Any:
+    """The catalog config of ``name``: its entry, else what a factory pattern makes of it."""
+    if name in conf_catalog:
+        return conf_catalog[name]
+    resolver = getattr(catalog, "config_resolver", None)
+    return resolver.resolve_pattern(name) if resolver is not None else None
+
+
 def uses_dolt(catalog: Any, conf_catalog: dict[str, Any] | None) -> bool:
     """Whether the catalog has a Dolt dataset: an entry or factory pattern in the catalog
     config, or a dataset added in code."""
-    for config in (conf_catalog or {}).values():
-        kind = config.get("type") if isinstance(config, dict) else None
-        if isinstance(kind, str) and "dolt" in kind.lower():
-            return True
+    if any(_is_dolt(config) for config in (conf_catalog or {}).values()):
+        return True
     get_type = getattr(catalog, "get_type", None)
     if get_type is None:
         return False
@@ -192,10 +203,25 @@ class DoltHooks:
         return (run_context.process.project_root or Path.cwd()) / configured
 
     @hook_impl
-    def after_catalog_created(self, catalog: Any, conf_catalog: dict[str, Any]) -> None:
+    def after_catalog_created(
+        self, catalog: Any, conf_catalog: dict[str, Any], load_versions: dict[str, str]
+    ) -> None:
         self._active = uses_dolt(catalog, conf_catalog)
-        if self._active:
-            _show_info()
+        if not self._active:
+            return
+        _show_info()
+        for name, value in sorted((load_versions or {}).items()):
+            config = _entry_config(catalog, conf_catalog, name)
+            if _is_dolt(config) and not config.get("versioned"):
+                # Kedro ignores the load version of an unversioned dataset without a word.
+                logger.warning(
+                    "--load-versions %s:%s is ignored: %s is not versioned. Fix: add "
+                    "`versioned: true` to its catalog entry.",
+                    name,
+                    value,
+                    name,
+                    extra=_NO_MARKUP,
+                )
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:

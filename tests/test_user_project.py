@@ -267,10 +267,13 @@ class TestDoltFreeProject:
         (root / "conf" / "base" / "catalog.yml").write_text(
             "frame:\n  type: kedro_dolt.DoltTableDataset\n  database: data/wh\n  table: frame\n"
         )
-        result = kedro_cli(root, "run")
+        result = kedro_cli(root, "run", "--load-versions", "frame:main")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "KEDRO_DOLT_LEVEL 20 2" in result.stdout  # INFO: the hook's log lines show
         assert list((root / "data" / "kedro_dolt" / "runs").glob("*.json"))
+        # Kedro ignores --load-versions for a dataset without `versioned: true`; we say so.
+        output = " ".join((result.stdout + result.stderr).split())
+        assert "--load-versions frame:main is ignored: frame is not versioned" in output
 
 
 def test_importing_the_package_sets_no_logger_level():
