@@ -21,7 +21,6 @@ __all__ = [
     "MergeBranch",
     "NewBranch",
     "Remote",
-    "__version__",
 ]
 
 # kedro-viz labels a dataset by its class's module: show the `type:` users write in catalog.yml
