@@ -24,6 +24,7 @@ import click
 from .commits import parse_trailers
 from .datasets import DoltTableDataset
 from .errors import DoltError
+from .hooks import entry_config, is_dolt_config
 from .naming import RUN_ID_RE
 
 _STDOUT = "kedro_dolt.stdout"
@@ -90,16 +91,6 @@ class ProjectDatasets:
         click.get_current_context().exit(1)
 
 
-def _is_dolt_entry(catalog: Any, name: str) -> bool:
-    """Whether the catalog entry (or the pattern) behind ``name`` asks for a Dolt dataset."""
-    resolver = getattr(catalog, "config_resolver", None)
-    if resolver is None:  # a custom catalog: cannot tell, so report it
-        return True
-    config = resolver.config.get(name) or resolver.resolve_pattern(name)
-    kind = config.get("type") if isinstance(config, dict) else None
-    return isinstance(kind, str) and "dolt" in kind.lower()
-
-
 @contextlib.contextmanager
 def _quiet_logging() -> Iterator[None]:
     # Kedro logs while it builds the session and catalog; errors still show (on stderr).
@@ -133,7 +124,9 @@ def _dolt_datasets(metadata: Any, env: str | None) -> ProjectDatasets:
                 try:
                     dataset = catalog.get(name)
                 except Exception as exc:
-                    if _is_dolt_entry(catalog, name):
+                    config = entry_config(catalog, name)
+                    # A custom catalog without Kedro's resolver: cannot tell, so report it.
+                    if config is None or is_dolt_config(config):
                         found.broken[name] = str(exc)
                     continue
                 if isinstance(dataset, DoltTableDataset):

@@ -111,23 +111,28 @@ def _listen() -> None:
         _listening = True
 
 
-def _is_dolt(config: Any) -> bool:
+def is_dolt_config(config: Any) -> bool:
+    """Whether a catalog config asks for a Dolt dataset (``type: kedro_dolt.DoltTableDataset``
+    or any other spelling of a Dolt type), without building it."""
     kind = config.get("type") if isinstance(config, dict) else None
     return isinstance(kind, str) and "dolt" in kind.lower()
 
 
-def _entry_config(catalog: Any, conf_catalog: dict[str, Any], name: str) -> Any:
-    """The catalog config of ``name``: its entry, else what a factory pattern makes of it."""
-    if name in conf_catalog:
+def entry_config(catalog: Any, name: str, conf_catalog: dict[str, Any] | None = None) -> Any:
+    """The catalog config of ``name``: its entry, else what a factory pattern makes of it
+    (``None`` for a catalog without Kedro's config resolver)."""
+    if conf_catalog and name in conf_catalog:
         return conf_catalog[name]
     resolver = getattr(catalog, "config_resolver", None)
-    return resolver.resolve_pattern(name) if resolver is not None else None
+    if resolver is None:
+        return None
+    return resolver.config.get(name) or resolver.resolve_pattern(name)
 
 
 def uses_dolt(catalog: Any, conf_catalog: dict[str, Any] | None) -> bool:
     """Whether the catalog has a Dolt dataset: an entry or factory pattern in the catalog
     config, or a dataset added in code."""
-    if any(_is_dolt(config) for config in (conf_catalog or {}).values()):
+    if any(is_dolt_config(config) for config in (conf_catalog or {}).values()):
         return True
     get_type = getattr(catalog, "get_type", None)
     if get_type is None:
@@ -211,8 +216,8 @@ class DoltHooks:
             return
         _show_info()
         for name, value in sorted((load_versions or {}).items()):
-            config = _entry_config(catalog, conf_catalog, name)
-            if _is_dolt(config) and not config.get("versioned"):
+            config = entry_config(catalog, name, conf_catalog)
+            if is_dolt_config(config) and not config.get("versioned"):
                 # Kedro ignores the load version of an unversioned dataset without a word.
                 logger.warning(
                     "--load-versions %s:%s is ignored: %s is not versioned. Fix: add "
