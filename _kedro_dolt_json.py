@@ -14,9 +14,9 @@ import sys
 
 def _is_kedro_dolt_json(argv: list[str]) -> bool:
     # `kedro dolt status --json` or `python -m kedro dolt ...` (argv[0] is "-m" this early).
-    if "--json" not in argv or "dolt" not in argv:
+    if "--json" not in argv or len(argv) < 2 or argv[1] != "dolt":
         return False
-    program = os.path.basename(argv[0]) if argv else ""
+    program = os.path.basename(argv[0])
     if program == "-m":
         orig = getattr(sys, "orig_argv", [])
         return "-m" in orig and orig[orig.index("-m") + 1 :][:1] == ["kedro"]
