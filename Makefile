@@ -20,10 +20,10 @@ dolt:
 
 python: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py kedro_dolt_json.pth
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,doltcli]"
 	touch $@
 
 # Headless Chromium and its driver (Debian) for the kedro-viz browser test.
@@ -40,8 +40,8 @@ quickstart: setup
 	$(PY) examples/quickstart.py
 
 lint: python
-	$(VENV)/bin/ruff check kedro_dolt tests bench examples
-	$(VENV)/bin/ruff format --check kedro_dolt tests bench examples
+	$(VENV)/bin/ruff check kedro_dolt tests bench examples _kedro_dolt_json.py setup.py
+	$(VENV)/bin/ruff format --check kedro_dolt tests bench examples _kedro_dolt_json.py setup.py
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -2,20 +2,29 @@
 
 from .datasets import DoltSQLQueryDataset, DoltTableDataset
 from .engine import DoltCLIEngine, DoltEngine
-from .metadata import ActionRecord
+from .errors import DoltError
+from .metadata import ActionRecord, CallbackMeta
 from .remote import Remote
 from .strategies import AppendBranch, MergeBranch, NewBranch
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ActionRecord",
     "AppendBranch",
+    "CallbackMeta",
     "DoltCLIEngine",
     "DoltEngine",
+    "DoltError",
     "DoltSQLQueryDataset",
     "DoltTableDataset",
     "MergeBranch",
     "NewBranch",
     "Remote",
 ]
+
+# kedro-viz labels a dataset by its class's module: show the `type:` users write in catalog.yml
+# (kedro_dolt.DoltTableDataset) rather than the private module path (datasets.table_dataset).
+# Pickle finds the classes here too.
+DoltTableDataset.__module__ = __name__
+DoltSQLQueryDataset.__module__ = __name__

@@ -1,24 +1,33 @@
 """``kedro dolt ...``: inspect the Dolt datasets of the current project.
 
-Commands work on the catalog of the current project and ``--env``; each prints a readable
-table, or JSON with ``--json``.
+Commands work on the Dolt datasets the current project uses (``--env``): catalog entries and
+the datasets its pipelines resolve from factory patterns, as ``kedro catalog resolve-patterns``
+does. Each prints a readable table, or with ``--json`` exactly one JSON document on stdout;
+logs and messages go to stderr. A Dolt entry that cannot be built is reported with its error
+and makes the command exit 1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
 from .commits import parse_trailers
 from .datasets import DoltTableDataset
 from .errors import DoltError
+from .hooks import entry_config, is_dolt_config
 from .naming import RUN_ID_RE
 
+_STDOUT = "kedro_dolt.stdout"
 _OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--env", "-e", default=None, help="Kedro configuration environment."),
     click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
@@ -26,9 +35,17 @@ _OPTIONS: list[Callable[[Any], Any]] = [
 
 
 def _common(command: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        # Only the command's own output goes to stdout: whatever else prints meanwhile (Kedro's
+        # rich log handler writes to stdout) goes to stderr, so `--json | jq` works.
+        click.get_current_context().meta[_STDOUT] = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return command(*args, **kwargs)
+
     for option in reversed(_OPTIONS):
-        command = option(command)
-    return click.pass_obj(command)
+        run = option(run)
+    return click.pass_obj(run)
 
 
 def render(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -38,46 +55,85 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     rule = "  ".join("-" * w for w in widths)
     body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join([line, rule, *body]).rstrip()
+    return "\n".join(text.rstrip() for text in [line, rule, *body])
 
 
 def _emit(data: Any, table: str, as_json: bool) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else table)
+    out: IO[str] = click.get_current_context().meta.get(_STDOUT) or sys.stdout
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else table, file=out)
 
 
-def _dolt_datasets(metadata: Any, env: str | None) -> dict[str, DoltTableDataset]:
-    """The catalog's Dolt table datasets, by name (``DoltSQLQueryDataset`` has no table)."""
-    from kedro.framework.session import KedroSession
+@dataclass
+class ProjectDatasets:
+    """The project's Dolt table datasets by name, and the Dolt entries that failed to build."""
 
-    # Kedro logs while it builds the catalog (to stdout with its rich handler): keep that
-    # out of tables and JSON. Errors still show.
+    datasets: dict[str, DoltTableDataset] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
+
+    def pick(self, name: str | None) -> dict[str, DoltTableDataset]:
+        if name is None:
+            return self.datasets
+        if name in self.broken:
+            raise click.ClickException(f"Dataset {name!r} is broken: {self.broken[name]}")
+        if name not in self.datasets:
+            raise click.ClickException(
+                f"{name!r} is not a Dolt table dataset of this project; "
+                f"choose from: {', '.join(sorted(self.datasets)) or 'none'}."
+            )
+        return {name: self.datasets[name]}
+
+    def report_broken(self) -> None:
+        """After the output: name each broken entry on stderr and exit 1."""
+        if not self.broken:
+            return
+        lines = [f"  {name}: {error}" for name, error in sorted(self.broken.items())]
+        click.echo("Broken Dolt dataset(s) in the catalog:\n" + "\n".join(lines), err=True)
+        click.get_current_context().exit(1)
+
+
+@contextlib.contextmanager
+def _quiet_logging() -> Iterator[None]:
+    # Kedro logs while it builds the session and catalog; errors still show (on stderr).
     logging.disable(logging.WARNING)
-    session: KedroSession = KedroSession.create(project_path=metadata.project_path, env=env)
     try:
-        catalog = session.load_context().catalog
-        found = {}
-        for name in catalog:
-            try:
-                dataset = catalog.get(name)
-            except Exception:  # a broken entry is not this command's to report
-                continue
-            if isinstance(dataset, DoltTableDataset):
-                found[name] = dataset
-        return found
+        yield
     finally:
-        session.close()
         logging.disable(logging.NOTSET)
 
 
-def _pick(datasets: dict[str, DoltTableDataset], name: str | None) -> dict[str, DoltTableDataset]:
-    if name is None:
-        return datasets
-    if name not in datasets:
-        raise click.ClickException(
-            f"{name!r} is not a Dolt table dataset of this project; "
-            f"choose from: {', '.join(sorted(datasets)) or 'none'}."
-        )
-    return {name: datasets[name]}
+def _dolt_datasets(metadata: Any, env: str | None) -> ProjectDatasets:
+    """The Dolt table datasets the project uses (``DoltSQLQueryDataset`` has no table)."""
+    from kedro.framework.project import pipelines
+    from kedro.framework.session import KedroSession
+    from kedro.io.core import is_parameter
+
+    with _quiet_logging():
+        session = KedroSession.create(project_path=metadata.project_path, env=env)
+        try:
+            catalog = session.load_context().catalog
+            # Catalog entries, plus what the pipelines use: factory-pattern datasets exist
+            # only once a name used by a pipeline is resolved against the patterns.
+            names = set(catalog.keys())
+            try:
+                for pipe in pipelines.values():
+                    names.update(pipe.datasets())
+            except Exception as exc:
+                raise click.ClickException(f"Cannot load the project's pipelines: {exc}") from exc
+            found = ProjectDatasets()
+            for name in sorted(n for n in names if not is_parameter(n)):
+                try:
+                    dataset = catalog.get(name)
+                except Exception as exc:
+                    config = entry_config(catalog, name)
+                    # A custom catalog without Kedro's resolver: cannot tell, so report it.
+                    if config is None or is_dolt_config(config):
+                        found.broken[name] = str(exc)
+                    continue
+                if isinstance(dataset, DoltTableDataset):
+                    found.datasets[name] = dataset
+            return found
+        finally:
+            session.close()
 
 
 def _short_ref(ref: str) -> str:
@@ -102,8 +158,9 @@ def dolt() -> None:
 @_common
 def status(metadata: Any, env: str | None, as_json: bool) -> None:
     """Every Dolt dataset: database, branch, head commit, table exists, uncommitted changes."""
+    project = _dolt_datasets(metadata, env)
     rows: list[dict[str, Any]] = []
-    for name, dataset in sorted(_dolt_datasets(metadata, env).items()):
+    for name, dataset in sorted(project.datasets.items()):
         engine = dataset.engine
         row: dict[str, Any] = {
             "dataset": name,
@@ -137,8 +194,17 @@ def status(metadata: Any, env: str | None, as_json: bool) -> None:
                 "uncommitted": dirty,
             }
         )
+    # Broken entries stay in the list, with their error, so they cannot go unnoticed.
+    rows.extend({"dataset": name, "error": error} for name, error in sorted(project.broken.items()))
+    rows.sort(key=lambda r: str(r["dataset"]))
     table_rows = [
-        {**r, "head": (r["head"] or "-")[:8], "database": Path(r["database"]).name} for r in rows
+        {
+            **r,
+            "head": (r.get("head") or "-")[:8],
+            "database": Path(r["database"]).name if "database" in r else "-",
+            "table_exists": r.get("table_exists", "BROKEN"),
+        }
+        for r in rows
     ]
     _emit(
         rows,
@@ -148,6 +214,7 @@ def status(metadata: Any, env: str | None, as_json: bool) -> None:
         ),
         as_json,
     )
+    project.report_broken()
 
 
 @dolt.command()
@@ -158,8 +225,9 @@ def log(
     metadata: Any, dataset_name: str | None, limit: int, env: str | None, as_json: bool
 ) -> None:
     """Commits of a dataset's table (all Dolt datasets without DATASET), with lineage."""
+    project = _dolt_datasets(metadata, env)
     rows: list[dict[str, Any]] = []
-    for name, dataset in _pick(_dolt_datasets(metadata, env), dataset_name).items():
+    for name, dataset in project.pick(dataset_name).items():
         if not dataset.engine.exists():
             continue
         for entry in dataset.engine.table_history(
@@ -189,6 +257,8 @@ def log(
         render(shown, ["commit", "date", "dataset", "run_id", "pipeline", "node", "message"]),
         as_json,
     )
+    if dataset_name is None:
+        project.report_broken()
 
 
 @dolt.command()
@@ -209,7 +279,7 @@ def diff(
     as_json: bool,
 ) -> None:
     """Diff stats and the first changed rows of a dataset's table between two refs."""
-    dataset = _pick(_dolt_datasets(metadata, env), dataset_name)[dataset_name]
+    dataset = _dolt_datasets(metadata, env).pick(dataset_name)[dataset_name]
     engine, branch = dataset.engine, _branch(dataset)
     try:
         if to_ref is None or from_ref is None:
@@ -259,8 +329,9 @@ def _since_ref(dataset: DoltTableDataset, since: str) -> str:
 def changed(metadata: Any, since: str, env: str | None, as_json: bool) -> None:
     """Dolt datasets whose table content changed since a ref or run, and the command that
     reruns only what depends on them."""
+    project = _dolt_datasets(metadata, env)
     rows: list[dict[str, Any]] = []
-    for name, dataset in sorted(_dolt_datasets(metadata, env).items()):
+    for name, dataset in sorted(project.datasets.items()):
         engine, branch = dataset.engine, _branch(dataset)
         if not engine.exists():
             continue
@@ -296,4 +367,6 @@ def changed(metadata: Any, since: str, env: str | None, as_json: bool) -> None:
         if command
         else "Nothing changed: nothing to rerun."
     )
-    _emit({"since": since, "datasets": rows, "changed": names, "command": command}, text, as_json)
+    data = {"since": since, "datasets": rows, "changed": names, "command": command}
+    _emit({**data, "broken": project.broken}, text, as_json)
+    project.report_broken()

@@ -13,6 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 RUN_ENV = {
     "run_id": "KEDRO_DOLT_RUN_ID",
@@ -96,8 +97,14 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def resolve_database(database: str | Path) -> Path:
-    """Relative databases are relative to the Kedro project root when known, else the cwd."""
+def resolve_database(database: str | os.PathLike[str] | Any) -> Path:
+    """Relative databases are relative to the Kedro project root when known, else the cwd.
+
+    ``database`` may also be a ``doltcli.Dolt`` repository object, as the older Dolt Python
+    tools (dolt-integrations) took: its ``repo_dir`` is used.
+    """
+    if not isinstance(database, (str, os.PathLike)):
+        database = _doltcli_repo_dir(database)
     if "\x00" in str(database):
         from .errors import DoltError  # errors imports kedro; context is imported early
 
@@ -109,3 +116,16 @@ def resolve_database(database: str | Path) -> Path:
     if path.is_absolute():
         return path
     return (process.project_root or Path.cwd()) / path
+
+
+def _doltcli_repo_dir(database: object) -> str:
+    # A doltcli.Dolt exists only once doltcli is imported: no import, and no dependency, here.
+    doltcli = sys.modules.get("doltcli")
+    if doltcli is not None and isinstance(database, doltcli.Dolt):
+        return str(database.repo_dir)
+    from .errors import DoltError  # imports Kedro: keep this module light for the hook
+
+    raise DoltError(
+        f"Invalid database {database!r}.",
+        fix="give the path of a Dolt repository (or a doltcli.Dolt repository object).",
+    )

@@ -16,7 +16,7 @@ Design notes (see docs/dolt-facts.md):
   read-only when another process holds it.
 * doltcli 0.2.2 runs commands without stdin, decodes stdout as text (no Parquet), swallows
   ``init`` failures and misparses ``dolt log``/branch listings of Dolt 2.x, so the engine runs
-  the binary itself and uses doltcli only to read the version.
+  the binary itself (doltcli is not a dependency).
 """
 
 from __future__ import annotations
@@ -481,10 +481,11 @@ class DoltCLIEngine:
         return self._binary
 
     def version(self) -> str:
-        import doltcli  # the one doltcli call that parses Dolt 2.x output correctly
-
-        doltcli.set_dolt_path(self.binary)
-        return str(doltcli.Dolt.version())
+        """The binary's version, e.g. ``1.86.4`` (from ``dolt version``'s first line)."""
+        # Run outside the database: it may not exist yet, and the version needs no repository.
+        out = self._run(["version"], cwd=tempfile.gettempdir(), data_dir=False)
+        first = out.decode("utf-8", "replace").strip().splitlines()[0]
+        return first.removeprefix("dolt version").strip()
 
     # -- running dolt ---------------------------------------------------------------------
 

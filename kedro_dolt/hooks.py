@@ -10,6 +10,9 @@ Registered through the ``kedro.hooks`` entry point; disable it with
   which worker processes inherit.
 * ``kedro run --params dolt_branch=NAME`` sends every Dolt dataset to branch NAME;
   ``dolt_merge=true`` merges NAME back into each dataset's own branch when the run succeeds.
+
+In a project whose catalog has no Dolt dataset the hook does nothing: no files, no
+directories, no logger changes (it is installed for every project of the environment).
 """
 
 from __future__ import annotations
@@ -32,10 +35,6 @@ from .metadata import ActionRecord, subscribe
 from .naming import validate_branch
 
 logger = logging.getLogger("kedro_dolt")
-# Kedro's default logging shows its own loggers at INFO, plugins' only at WARNING: show ours
-# unless the project's logging.yml says otherwise.
-if logger.level == logging.NOTSET:
-    logger.setLevel(logging.INFO)
 
 CONFIG_PATTERNS = ["dolt*", "dolt*/**", "**/dolt*"]
 MANIFEST_DIR_ENV = "KEDRO_DOLT_MANIFEST_DIR"
@@ -95,12 +94,50 @@ def _on_record(record: ActionRecord) -> None:
 _listening = False
 
 
+def _show_info() -> None:
+    # Kedro's default logging shows its own loggers at INFO, plugins' only at WARNING: show
+    # ours unless the project's logging.yml says otherwise. Only in projects that use Dolt.
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
 def _listen() -> None:
-    """Subscribe the log/spool listener once per process (parent and each worker)."""
+    """Subscribe the log/spool listener once per process (parent and each worker), in runs
+    that use Dolt (ParallelRunner's workers inherit the run's environment)."""
     global _listening
-    if not _listening:
+    if not _listening and run_context.run_value("spool"):
+        _show_info()
         subscribe(_on_record)
         _listening = True
+
+
+def is_dolt_config(config: Any) -> bool:
+    """Whether a catalog config asks for a Dolt dataset (``type: kedro_dolt.DoltTableDataset``
+    or any other spelling of a Dolt type), without building it."""
+    kind = config.get("type") if isinstance(config, dict) else None
+    return isinstance(kind, str) and "dolt" in kind.lower()
+
+
+def entry_config(catalog: Any, name: str, conf_catalog: dict[str, Any] | None = None) -> Any:
+    """The catalog config of ``name``: its entry, else what a factory pattern makes of it
+    (``None`` for a catalog without Kedro's config resolver)."""
+    if conf_catalog and name in conf_catalog:
+        return conf_catalog[name]
+    resolver = getattr(catalog, "config_resolver", None)
+    if resolver is None:
+        return None
+    return resolver.config.get(name) or resolver.resolve_pattern(name)
+
+
+def uses_dolt(catalog: Any, conf_catalog: dict[str, Any] | None) -> bool:
+    """Whether the catalog has a Dolt dataset: an entry or factory pattern in the catalog
+    config, or a dataset added in code."""
+    if any(is_dolt_config(config) for config in (conf_catalog or {}).values()):
+        return True
+    get_type = getattr(catalog, "get_type", None)
+    if get_type is None:
+        return False
+    return any("dolt" in (get_type(name) or "").lower() for name in catalog)
 
 
 def _read_spool(path: str | None) -> list[ActionRecord]:
@@ -138,6 +175,7 @@ class DoltHooks:
     def __init__(self) -> None:
         self._config = HookConfig()
         self._merge_back = False
+        self._active = False  # whether this session's catalog has a Dolt dataset
 
     # -- run context -------------------------------------------------------------------------
 
@@ -170,7 +208,30 @@ class DoltHooks:
         return (run_context.process.project_root or Path.cwd()) / configured
 
     @hook_impl
+    def after_catalog_created(
+        self, catalog: Any, conf_catalog: dict[str, Any], load_versions: dict[str, str]
+    ) -> None:
+        self._active = uses_dolt(catalog, conf_catalog)
+        if not self._active:
+            return
+        _show_info()
+        for name, value in sorted((load_versions or {}).items()):
+            config = entry_config(catalog, name, conf_catalog)
+            if is_dolt_config(config) and not config.get("versioned"):
+                # Kedro ignores the load version of an unversioned dataset without a word.
+                logger.warning(
+                    "--load-versions %s:%s is ignored: %s is not versioned. Fix: add "
+                    "`versioned: true` to its catalog entry.",
+                    name,
+                    value,
+                    name,
+                    extra=_NO_MARKUP,
+                )
+
+    @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        if not self._active:
+            return
         params = run_params.get("runtime_params") or {}
         branch = params.get("dolt_branch")
         if branch is not None:
@@ -223,6 +284,8 @@ class DoltHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        if not run_context.run_value("spool"):  # not a run that uses Dolt
+            return
         try:
             records = _read_spool(run_context.run_value("spool"))
             merged = self._merge_run_branch(records) if self._merge_back else []
@@ -232,6 +295,8 @@ class DoltHooks:
 
     @hook_impl
     def on_pipeline_error(self, run_params: dict[str, Any]) -> None:
+        if not run_context.run_value("spool"):
+            return
         try:
             records = _read_spool(run_context.run_value("spool"))
             branch = run_context.run_branch()

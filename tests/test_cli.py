@@ -14,10 +14,8 @@ from tests.kedro_project import company_project, kedro_cli
 
 
 def json_output(stdout: str):
-    """The JSON document a command printed (Kedro may log a line before it)."""
-    start = re.search(r"^[\[{]$", stdout, re.MULTILINE)  # indented JSON opens on its own line
-    assert start, stdout
-    return json.loads(stdout[start.start() :])
+    """The JSON document a command printed: all of stdout (logs go to stderr)."""
+    return json.loads(stdout)
 
 
 def table_lines(stdout: str) -> list[str]:

@@ -184,7 +184,7 @@ class TestKedroViz:
     def test_api_shows_dolt_tables_with_previews(self, viz):
         nodes = {n["name"]: n for n in get_json(f"{viz}/api/main")["nodes"] if n["type"] == "data"}
         for name in DOLT_TABLES:
-            assert nodes[name]["dataset_type"].endswith("DoltTableDataset")
+            assert nodes[name]["dataset_type"] == "kedro_dolt.DoltTableDataset"
         assert nodes["raw_readings"]["layer"] == "raw"
         assert nodes["station_metrics"]["layer"] == "model_input"
         for name in DOLT_TABLES:
@@ -193,11 +193,11 @@ class TestKedroViz:
             assert meta["preview_type"] == "TablePreview"
             assert meta["preview"]["columns"][0] == "station_id"
             assert meta["preview"]["data"], name
-            assert meta["filepath"].startswith(f"data/warehouse | table {name} | branch ")
+            assert meta["filepath"].startswith(f"data/warehouse:{name}@")
         raw = get_json(f"{viz}/api/nodes/{hashlib.sha1(b'raw_readings').hexdigest()[:8]}")
         assert len(raw["preview"]["data"]) == 8  # preview_args: {nrows: 8}
         features = get_json(f"{viz}/api/nodes/{hashlib.sha1(b'station_features').hexdigest()[:8]}")
-        assert "branch features (new from main)" in features["filepath"]
+        assert features["filepath"] == "data/warehouse:station_features@features"
 
     def test_browser_shows_the_preview_table(self, viz, tmp_path):
         from selenium import webdriver

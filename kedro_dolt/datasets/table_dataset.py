@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from copy import deepcopy
@@ -131,7 +132,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def __init__(
         self,
         *,
-        database: str,
+        database: str | os.PathLike[str] | Any,
         table: str,
         branch: str | Mapping[str, Any] | BranchStrategy | None = None,
         ref: str | None = None,
@@ -148,7 +149,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         Args:
             database: Path of a local Dolt repository, created with ``dolt init`` (or cloned
                 from ``remote``) on first use. Relative paths are relative to the Kedro
-                project root.
+                project root. A ``doltcli.Dolt`` repository object also works (with the
+                ``doltcli`` extra installed).
             table: The table name.
             branch: Where saves commit: a branch name, a strategy mapping or a strategy
                 object (``AppendBranch``, ``NewBranch``, ``MergeBranch``). Default: the
@@ -418,12 +420,11 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return TablePreview(json.loads(read.frame.to_json(orient="split", date_format="iso")))
 
     def _location(self) -> str:
-        """Where the data lives, in one line; kedro-viz shows it as the dataset's file path."""
+        """Where loads read, short and most telling first, e.g. ``data/warehouse:companies@main``;
+        kedro-viz shows it as the dataset's file path (and cuts long ones from the left)."""
         ref = self._ref or (self._version.load if self._version and self._version.load else None)
-        return (
-            f"{context.display_path(self._engine.database)} | table {self._table} | "
-            f"branch {_branch_label(self._strategy.describe())} | ref {ref or 'head'}"
-        )
+        where = ref or self._strategy.target_branch or "HEAD"
+        return f"{context.display_path(self._engine.database)}:{self._table}@{where}"
 
     def _describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -479,15 +480,3 @@ def _primary_key(value: Any) -> list[str]:
             "Fix: list each key column once."
         )
     return [validate_column(k) for k in keys]
-
-
-def _branch_label(described: Mapping[str, Any]) -> str:
-    """``main``, ``exp-1 (new from main)`` or ``main (merged from c2, on conflict fail)``."""
-    if described.get("strategy") == "new":
-        return f"{described['name']} (new from {described['start_point']})"
-    if described.get("strategy") == "merge":
-        return (
-            f"{described['into']} (merged from {described['from']}, "
-            f"on conflict {described['on_conflict']})"
-        )
-    return str(described.get("name") or "checked-out")

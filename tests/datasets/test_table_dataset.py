@@ -367,11 +367,12 @@ class TestDatasetContract:
         assert described["ref"] is None  # the strategy decides: branch dev
         assert described["branch"] == {"strategy": "append", "name": "dev"}
         assert described["save_args"]["primary_key"] == "id"
-        # kedro-viz shows "filepath" as the location: database, table, branch and ref.
-        assert described["filepath"] == f"{repo} | table c | branch dev | ref head"
+        # kedro-viz shows "filepath" as the location: database, table, then branch or ref.
+        assert described["filepath"] == f"{repo}:c@dev"
         new = DoltTableDataset(database="data/wh", table="t", branch=NewBranch("exp"), ref="v1")
-        assert (
-            new._describe()["filepath"] == "data/wh | table t | branch exp (new from main) | ref v1"
+        assert new._describe()["filepath"] == "data/wh:t@v1"
+        assert DoltTableDataset(database="data/wh", table="t")._describe()["filepath"] == (
+            "data/wh:t@HEAD"
         )
 
     def test_relative_database_resolves_against_cwd(self, tmp_path, monkeypatch, companies):
