@@ -30,6 +30,8 @@ REMOTE_SCHEMES = frozenset({"file", "http", "https", "aws", "gs", "oci"})
 
 def _known_scheme(scheme: str) -> bool:
     return scheme in REMOTE_SCHEMES or scheme in {"git+file", "git+https", "git+ssh"}
+
+
 #: How often a rejected push is retried after pulling the remote's new commits.
 PUSH_ATTEMPTS = 3
 
