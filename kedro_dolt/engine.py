@@ -1030,19 +1030,27 @@ class DoltCLIEngine:
         scratch.remove_stale_temp_dirs()
         store = FingerprintStore(self.database)
         fingerprint = Fingerprint.of(frame, schema, schema.ddl(table))
-        base = self._base(table, target) if mode != "overwrite" or store.has_any(table) else None
-        old = store.load(table, base.table_hash) if base and not base.dirty else None
-        if mode == "overwrite" and base and old and old.same_rows(fingerprint):
-            return CommitResult(base.branch, base.head, base.head, DiffStat())
-        if mode != "overwrite" and base and base.schema and not base.schema.same_table(schema):
-            raise DoltError(
-                f"Cannot {mode} into table {table!r}: the frame's columns, types or primary "
-                f"key {schema.names} ({list(schema.primary_key)}) differ from the table's "
-                f"{base.schema.names} ({list(base.schema.primary_key)}); nothing was changed.",
-                fix="make the frame match the table, or save with mode overwrite to replace "
-                "the table and its schema.",
-            )
-        change = delta(old, fingerprint) if mode == "overwrite" and old and base else None
+        latest = store.latest(table)
+        old: tuple[str, Fingerprint] | None = None  # (table hash, its fingerprint)
+        if mode != "overwrite" or (latest and latest[1].same_rows(fingerprint)):
+            # Modes check the schema; an unchanged-looking frame must match the head's rows.
+            base = self._base(table, target)
+            found = store.load(table, base.table_hash) if not base.dirty else None
+            old = (str(base.table_hash), found) if found else None
+            if mode == "overwrite" and found and found.same_rows(fingerprint):
+                return CommitResult(base.branch, base.head, base.head, DiffStat())
+            if mode != "overwrite" and base.schema and not base.schema.same_table(schema):
+                raise DoltError(
+                    f"Cannot {mode} into table {table!r}: the frame's columns, types or "
+                    f"primary key {schema.names} ({list(schema.primary_key)}) differ from "
+                    f"the table's {base.schema.names} ({list(base.schema.primary_key)}); "
+                    "nothing was changed.",
+                    fix="make the frame match the table, or save with mode overwrite to "
+                    "replace the table and its schema.",
+                )
+        elif latest:
+            old = latest  # planned optimistically: the script's guard checks the head's hash
+        change = delta(old[1], fingerprint) if mode == "overwrite" and old else None
         finish = [
             f"CALL dolt_add({quote_string(table)});",
             *(_lineage_statements(table, *lineage) if lineage else []),
@@ -1050,8 +1058,8 @@ class DoltCLIEngine:
             f"'-m', {quote_string(message)});",
         ]
         with scratch.temp_dir() as tmp:
-            if change is not None and base is not None:
-                body = self._delta_body(table, frame, schema, change, base, Path(tmp))
+            if change is not None and old is not None:
+                body = self._delta_body(table, frame, schema, change, old[0], Path(tmp))
                 try:
                     result = self._save(table, schema, target, body + finish, tmp)
                 except DoltError as exc:
@@ -1125,7 +1133,7 @@ class DoltCLIEngine:
         frame: pd.DataFrame,
         schema: TableSchema,
         change: Delta,
-        base: TableBase,
+        table_hash: str,
         tmp: Path,
     ) -> list[str]:
         """Statements that apply ``change`` on the scratch branch, after checking that the
@@ -1133,7 +1141,7 @@ class DoltCLIEngine:
         name = quote_identifier(table)
         body = [
             f"SET @kedro_dolt_go = IF(dolt_hashof_table({quote_string(table)}) = "
-            f"{quote_string(str(base.table_hash))}, active_branch(), 'kedro-dolt/stale-base');",
+            f"{quote_string(table_hash)}, active_branch(), 'kedro-dolt/stale-base');",
             "CALL dolt_checkout(@kedro_dolt_go);",
         ]
         if len(change.upserts):
@@ -1159,13 +1167,14 @@ class DoltCLIEngine:
         store: FingerprintStore,
         table: str,
         result: CommitResult,
-        old: Fingerprint | None,
+        base: tuple[str, Fingerprint] | None,
         new: Fingerprint,
         mode: str,
     ) -> None:
         """Keep the fingerprint of the table as it now is (when it is known)."""
         if not result.table_hash:
             return
+        old = base[1] if base else None
         if mode == "overwrite":
             store.save(table, result.table_hash, new)
         elif old is not None and mode == "append":

@@ -116,9 +116,18 @@ class FingerprintStore:
     def _dir(self, table: str) -> Path:
         return self.root / table
 
-    def has_any(self, table: str) -> bool:
+    def latest(self, table: str) -> tuple[str, Fingerprint] | None:
+        """The most recently written or used fingerprint of ``table`` and its table hash."""
         folder = self._dir(table)
-        return folder.is_dir() and any(folder.glob("*.parquet"))
+        try:
+            files = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime)
+        except OSError:
+            return None
+        for path in reversed(files):
+            found = self.load(table, path.stem)
+            if found is not None:
+                return path.stem, found
+        return None
 
     def load(self, table: str, table_hash: str | None) -> Fingerprint | None:
         if not table_hash:
