@@ -159,6 +159,21 @@ class TestSomeoneElseChangedTheTable:
         keyed.save(changed)
         same_table(repo, changed)
 
+    def test_newest_fingerprint_from_another_branch(self, repo, keyed):
+        """The delta is planned against the newest fingerprint, here the other branch's
+        version of the table: the in-script guard refuses it and the save writes in full."""
+        keyed.save(frame())
+        dolt(repo, "branch", "exp")
+        on_exp = DoltTableDataset(
+            database=str(repo), table="t", branch="exp", save_args={"primary_key": "id"}
+        )
+        on_exp.save(frame().assign(s="exp"))
+        wanted = frame()
+        wanted.loc[wanted["id"] == 3, "x"] = 42.0
+        keyed.save(wanted)
+        same_table(repo, wanted)
+        assert diff_stat(repo) == {"rows_added": 0, "rows_deleted": 0, "rows_modified": 1}
+
     def test_external_change_between_fingerprint_and_save_is_caught(self, repo, keyed):
         """The in-script guard: a delta planned against one table hash never applies to
         another (here the table is edited, uncommitted, after the fingerprint was taken, so
