@@ -44,8 +44,10 @@ lint: python
 	$(VENV)/bin/ruff format --check kedro_dolt tests bench examples _kedro_dolt_json.py setup.py
 	$(VENV)/bin/mypy
 
+# The issue-9 benchmark (about 16 minutes on 2 busy cores); a quick run:
+# make bench BENCH_ARGS="--sizes 10000,100000 --repeats 3 --only save,load"
 bench: setup
-	$(PY) bench/bench_formats.py $(BENCH_ARGS)
+	$(PY) bench/bench_goals.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo
