@@ -33,9 +33,17 @@ MAX_DELTA_SHARE = 0.5
 _DDL_KEY = b"kedro_dolt_ddl"
 
 
+#: Rows hashed at a time: hashing text makes temporary copies, so bound them.
+HASH_CHUNK_ROWS = 100_000
+
+
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """One uint64 per row over every column's value (vectorised; index ignored)."""
-    hashes: np.ndarray = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype="uint64")
+    """One uint64 per row over every column's value (vectorised; index ignored). A row's
+    hash depends on that row only, so hashing in chunks gives the same values."""
+    hashes = np.empty(len(frame), dtype="uint64")
+    for start in range(0, len(frame), HASH_CHUNK_ROWS):
+        part = frame.iloc[start : start + HASH_CHUNK_ROWS]
+        hashes[start : start + len(part)] = pd.util.hash_pandas_object(part, index=False)
     return hashes
 
 

@@ -294,7 +294,8 @@ def null_text_columns(frame: pd.DataFrame, schema: TableSchema) -> frozenset[str
     text = [
         c.name for c in schema.columns if c.sql_type in ("longtext", KEY_STRING_TYPE) and len(frame)
     ]
-    return frozenset(name for name in text if bool((frame[name].astype(object) == "NULL").any()))
+    # Compared in the column's own dtype: astype(object) would make a Python str per row.
+    return frozenset(name for name in text if bool((frame[name] == "NULL").any()))
 
 
 def _chunks(
