@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,20 @@ import pytest
 
 from kedro_dolt.engine import DoltCLIEngine, RepositoryState
 
+#: Dolt's errors when another process held the store for a moment (the machine is busy).
+TRANSIENT = ("database is read only", "cannot update manifest")
+
 
 def dolt(repo: Path, *args: str) -> str:
-    """Run the real dolt binary in ``repo``; fail the test on a non-zero exit."""
-    proc = subprocess.run(["dolt", *args], cwd=repo, capture_output=True, text=True, check=False)
+    """Run the real dolt binary in ``repo``; fail the test on a non-zero exit. A test's own
+    setup retries Dolt's transient lock errors a few times (kedro-dolt's calls never)."""
+    for attempt in range(3):
+        proc = subprocess.run(
+            ["dolt", *args], cwd=repo, capture_output=True, text=True, check=False, timeout=120
+        )
+        if proc.returncode == 0 or not any(t in proc.stderr for t in TRANSIENT):
+            break
+        time.sleep(0.2 * 2**attempt)
     assert proc.returncode == 0, f"dolt {' '.join(args)} failed: {proc.stderr or proc.stdout}"
     return proc.stdout
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,10 @@ import pandas as pd
 import pytest
 
 from kedro_dolt import DoltTableDataset
+from tests.conftest import dolt
 
 LINEAGE = "kedro_runs"
 #: Dolt's own transient lock errors, retried in this test's plain-CLI setup only.
-TRANSIENT = ("database is read only", "cannot update manifest")
-
-
-def dolt(repo: Path, *args: str) -> str:
-    """Run the plain dolt binary in ``repo`` (a few tries on Dolt's transient lock errors)."""
-    for attempt in range(3):
-        proc = subprocess.run(
-            ["dolt", *args], cwd=repo, capture_output=True, text=True, check=False, timeout=120
-        )
-        if proc.returncode == 0 or not any(t in proc.stderr for t in TRANSIENT):
-            break
-        time.sleep(0.2 * 2**attempt)
-    assert proc.returncode == 0, f"dolt {' '.join(args)} failed: {proc.stderr or proc.stdout}"
-    return proc.stdout
 
 
 def frame(i: int) -> pd.DataFrame:

@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import dolt
+
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = int(os.environ.get("KEDRO_DOLT_CRASH_ROWS", "300000"))
 TRIALS = int(os.environ.get("KEDRO_DOLT_CRASH_TRIALS", "2"))
@@ -49,8 +51,6 @@ SEED = int(os.environ.get("KEDRO_DOLT_CRASH_SEED", str(random.SystemRandom().ran
 TABLE = "t"
 SIDE_TABLE = "side"
 SCRATCH_PREFIX = "kedro-dolt/"
-#: Dolt's own transient lock errors, retried in this test's plain-CLI setup steps only.
-TRANSIENT = ("database is read only", "cannot update manifest")
 TEMP_ENTRY = re.compile(r"^kedro-dolt-(\d+)-")
 #: Kill delays are drawn from [0, LATE * expected save time]: the last stratum lands after it.
 LATE = 1.3
@@ -126,19 +126,6 @@ def dolt_sql(repo: Path, script: str, *, branch: str | None = None) -> list[list
     )
     assert proc.returncode == 0, f"{' '.join(args)} <<< {script!r} failed: {proc.stderr}"
     return [json.loads(line).get("rows", []) for line in proc.stdout.splitlines() if line.strip()]
-
-
-def dolt_cli(repo: Path, *args: str) -> str:
-    """The plain binary, for this test's own setup (a few tries on Dolt's lock errors)."""
-    for attempt in range(3):
-        proc = subprocess.run(
-            ["dolt", *args], cwd=repo, capture_output=True, text=True, check=False, timeout=120
-        )
-        if proc.returncode == 0 or not any(t in proc.stderr for t in TRANSIENT):
-            break
-        time.sleep(0.2 * 2**attempt)
-    assert proc.returncode == 0, f"dolt {' '.join(args)} failed: {proc.stderr or proc.stdout}"
-    return proc.stdout
 
 
 def branches(repo: Path) -> tuple[dict[str, str], str]:
@@ -402,10 +389,10 @@ def make_variant(name: str, tmp_path: Path) -> Variant:
 def prepare_merge(repo: Path, trial: int) -> None:
     """Point ``base`` at main, then move main on in another table: the save's merge is a real
     (non-fast-forward) merge without conflicts."""
-    dolt_cli(repo, "branch", "-f", "base", "main")
-    dolt_cli(repo, "sql", "-q", f"INSERT INTO other VALUES ({trial}, 'moved on');")
-    dolt_cli(repo, "add", "other")
-    dolt_cli(repo, "commit", "-m", f"main moves on ({trial})")
+    dolt(repo, "branch", "-f", "base", "main")
+    dolt(repo, "sql", "-q", f"INSERT INTO other VALUES ({trial}, 'moved on');")
+    dolt(repo, "add", "other")
+    dolt(repo, "commit", "-m", f"main moves on ({trial})")
 
 
 def check_after_kill(
@@ -483,10 +470,10 @@ def test_sigkill_during_save(
     dataset(first).save(make_frame(rng.randrange(2**31), 20))
     dataset({**first, "table": SIDE_TABLE}).save(make_frame(rng.randrange(2**31), 5))
     if variant.name == "merge":
-        dolt_cli(repo, "sql", "-q", "CREATE TABLE other (id int primary key, note text);")
-        dolt_cli(repo, "add", "other")
-        dolt_cli(repo, "commit", "-m", "another table")
-        dolt_cli(repo, "branch", "base", "main")
+        dolt(repo, "sql", "-q", "CREATE TABLE other (id int primary key, note text);")
+        dolt(repo, "add", "other")
+        dolt(repo, "commit", "-m", "another table")
+        dolt(repo, "branch", "base", "main")
     env = dict(os.environ)
     expected = LEARNED.setdefault(name, save_seconds * SLOWER[name])
     for trial in range(TRIALS):
@@ -516,7 +503,7 @@ def test_sigkill_during_save(
         # The next kedro-dolt operation (a load on odd trials, a save on even ones) cleans up
         # after the dead process; then a save lands.
         if variant.name == "merge":
-            dolt_cli(repo, "branch", "-f", "base", "main")
+            dolt(repo, "branch", "-f", "base", "main")
         small = make_frame(seed + 1, 30)
         head = heads(repo)[variant.target]
         if trial % 2:
@@ -534,7 +521,7 @@ def test_sigkill_during_save(
             assert working_changes(repo, branch) == ([], []), f"{where}: {branch!r} not clean"
 
     if variant.remote is not None:
-        dolt_cli(repo, "fetch", "origin")
+        dolt(repo, "fetch", "origin")
         tracking = dolt_sql(
             repo, "SELECT hash FROM dolt_remote_branches WHERE name = 'remotes/origin/main';"
         )[0]
