@@ -34,7 +34,9 @@ class DoltCommandError(DoltError):
     def __init__(self, args: list[str], returncode: int, stderr: str, stdout: bytes = b"") -> None:
         self.args_run = [mask_url_credentials(arg) for arg in args]  # `dolt clone URL`
         self.returncode = returncode
-        self.stdout = stdout  # results of the statements that ran before the failure
+        # The results of the statements that ran before the failure (masked: a failed
+        # `dolt clone` prints its url).
+        self.stdout = mask_url_credentials(stdout.decode("utf-8", "replace")).encode("utf-8")
         super().__init__(
             f"`dolt {' '.join(self.args_run)}` failed with exit code {returncode}.",
             dolt_message=stderr,

@@ -214,8 +214,8 @@ class TestReadOnlyRepository:
         """The lock file opened read-only still takes the shared lock: a kedro-dolt writer
         holding the repository keeps the reader out, as for any reader."""
         shared_repo, _ = shared_repo
-        if not (shared_repo / LOCK_FILE).exists():
-            pytest.skip("no lock file to share: the reader proceeds without one")
+        # The owner (root here) made the lock file; the reader may only open it read-only.
+        (shared_repo / LOCK_FILE).touch(mode=0o644)
         # The writer is another process: a fork would inherit (and keep) a lock held here.
         writer = subprocess.Popen(
             ["flock", "--exclusive", str(shared_repo / LOCK_FILE), "sleep", "1.5"]
