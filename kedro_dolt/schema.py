@@ -224,11 +224,10 @@ def _escape_text(values: pd.Series) -> pd.Series:
     return values.str.replace(_ESCAPE_RE, lambda m: _ESCAPES[m.group(0)], regex=True)
 
 
-def _encode_column(
-    series: pd.Series, column: Column, prefix: bool | None = None
-) -> tuple[pd.Series, bool]:
-    """One column as LOAD DATA text (MySQL escapes, ``\\N`` for NULL), and whether its
-    values carry :data:`TEXT_PREFIX` (``prefix``: decided for the whole column already)."""
+def _encode_column(series: pd.Series, column: Column, prefix: bool) -> pd.Series:
+    """One column as LOAD DATA text (MySQL escapes, ``\\N`` for NULL); text values carry
+    :data:`TEXT_PREFIX` when ``prefix`` (decided for the whole column by
+    :func:`null_text_columns`)."""
     missing = series.isna().to_numpy()
     dtype = column.dtype
     if column.sql_type == "tinyint(1)":
@@ -247,32 +246,12 @@ def _encode_column(
         text = series.astype("string") if series.hasnans else series.astype(str)
     else:
         text = _escape_text(series.astype(object).where(~missing, "").astype(str))
-        prefixed = bool((text == "NULL").any()) if prefix is None else prefix
-        if prefixed:
+        if prefix:
             text = TEXT_PREFIX + text
-        return _with_nulls(text, missing), prefixed
-    return _with_nulls(text, missing), False
-
-
-def _with_nulls(text: pd.Series, missing: np.ndarray) -> pd.Series:
     out = text.astype(object)
     if missing.any():
         out = out.where(~missing, _NULL)
     return out
-
-
-@dataclass(frozen=True)
-class EncodedRows:
-    """LOAD DATA input for a frame, and the columns whose values carry :data:`TEXT_PREFIX`."""
-
-    data: bytes
-    prefixed: frozenset[str] = frozenset()
-
-
-def encode_rows(frame: pd.DataFrame, schema: TableSchema) -> EncodedRows:
-    """Encode ``frame`` as LOAD DATA input: tab-separated, backslash-escaped, UTF-8."""
-    prefixed = null_text_columns(frame, schema)
-    return EncodedRows(b"".join(_chunks(frame, schema, prefixed, len(frame) or 1)), prefixed)
 
 
 #: Rows encoded at a time when writing a save's file: bounds the memory a save needs.
@@ -280,8 +259,8 @@ CHUNK_ROWS = 50_000
 
 
 def write_rows(path: Path, frame: pd.DataFrame, schema: TableSchema) -> frozenset[str]:
-    """Write ``frame`` to ``path`` in :func:`encode_rows`' format, a chunk at a time; return
-    the columns written with :data:`TEXT_PREFIX`."""
+    """Write ``frame`` to ``path`` as LOAD DATA input (tab-separated, backslash-escaped,
+    UTF-8), a chunk at a time; return the columns written with :data:`TEXT_PREFIX`."""
     prefixed = null_text_columns(frame, schema)
     with path.open("wb") as out:
         for chunk in _chunks(frame, schema, prefixed, CHUNK_ROWS):
@@ -305,7 +284,7 @@ def _chunks(
         part = frame.iloc[start : start + size]
         try:  # text with lone surrogates fails here (pandas 3 strings are Arrow: UTF-8 only)
             encoded = [
-                _encode_column(part.iloc[:, i], c, c.name in prefixed)[0]
+                _encode_column(part.iloc[:, i], c, c.name in prefixed)
                 for i, c in enumerate(schema.columns)
             ]
             lines = encoded[0]
@@ -344,7 +323,7 @@ def load_data_statement(
     *,
     replace: bool = False,
 ) -> str:
-    """The LOAD DATA statement matching :func:`encode_rows`' format (``replace``: rows with
+    """The LOAD DATA statement matching :func:`write_rows`' format (``replace``: rows with
     an existing key replace it, as an upsert)."""
     targets, assignments = [], []
     for i, name in enumerate(schema.names):

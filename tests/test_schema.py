@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from kedro.io.core import DatasetError
 
-from kedro_dolt.schema import TableSchema, encode_rows
+from kedro_dolt.schema import TableSchema, write_rows
 
 
 class TestFromFrame:
@@ -68,8 +70,14 @@ class TestFromFrame:
             TableSchema.from_frame(pd.DataFrame({0: [1]}))
 
 
+def encoded(frame: pd.DataFrame, tmp_path: Path) -> bytes:
+    path = tmp_path / "rows.tsv"
+    write_rows(path, frame, TableSchema.from_frame(frame))
+    return path.read_bytes()
+
+
 class TestEncodeRows:
-    def test_mysql_escapes_and_null_marker(self):
+    def test_mysql_escapes_and_null_marker(self, tmp_path):
         frame = pd.DataFrame(
             {
                 "s": pd.Series(["t\tn\nr\rb\\", None, ""], dtype=object),
@@ -78,18 +86,15 @@ class TestEncodeRows:
                 "b": [True, False, True],
             }
         )
-        text = encode_rows(frame, TableSchema.from_frame(frame)).data.decode()
+        text = encoded(frame, tmp_path).decode()
         assert text.splitlines() == [
             "t\\tn\\nr\\rb\\\\\t1\t0.1\t1",
             "\\N\t\\N\t\\N\t0",
             "\t3\t1e+300\t1",
         ]
 
-    def test_tz_aware_times_are_stored_in_utc(self):
+    def test_tz_aware_times_are_stored_in_utc(self, tmp_path):
         frame = pd.DataFrame(
             {"t": pd.to_datetime(["2026-01-01 12:00"]).tz_localize("Europe/Amsterdam")}
         )
-        assert (
-            encode_rows(frame, TableSchema.from_frame(frame)).data
-            == b"2026-01-01 11:00:00.000000\n"
-        )
+        assert encoded(frame, tmp_path) == b"2026-01-01 11:00:00.000000\n"
