@@ -23,7 +23,7 @@ python: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py kedro_dolt_json.pth
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,doltcli]"
+	$(PY) -m pip install --quiet -e ".[dev,doltcli,server]"
 	touch $@
 
 # Headless Chromium and its driver (Debian) for the kedro-viz browser test.

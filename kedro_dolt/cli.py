@@ -164,7 +164,7 @@ def status(metadata: Any, env: str | None, as_json: bool) -> None:
         engine = dataset.engine
         row: dict[str, Any] = {
             "dataset": name,
-            "database": str(engine.database),
+            "database": engine.location,
             "table": dataset.table,
         }
         if not engine.exists():
@@ -344,7 +344,7 @@ def changed(metadata: Any, since: str, env: str | None, as_json: bool) -> None:
             {
                 "dataset": name,
                 "table": dataset.table,
-                "database": str(engine.database),
+                "database": engine.location,
                 "changed": before != now,
                 "hash_before": before,
                 "hash_now": now,

@@ -88,9 +88,12 @@ def project_name() -> str | None:
     return getattr(project, "PACKAGE_NAME", None)
 
 
-def display_path(path: Path) -> str:
-    """``path`` relative to the project root when inside it (shorter in logs and kedro-viz)."""
-    root = process.project_root or Path.cwd()
+def display_path(location: str | Path) -> str:
+    """A database path relative to the project root when inside it (shorter in logs and
+    kedro-viz); a server's ``mysql://`` location as it is."""
+    if "://" in str(location):
+        return str(location)
+    path, root = Path(location), process.project_root or Path.cwd()
     try:
         return str(path.relative_to(root))
     except ValueError:

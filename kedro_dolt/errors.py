@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kedro.io.core import DatasetError
 
 from .secrets import mask_url_credentials
@@ -29,14 +31,31 @@ class DoltError(DatasetError):
 
 
 class DoltCommandError(DoltError):
-    """The ``dolt`` process exited non-zero; ``dolt_message`` holds its stderr."""
+    """A ``dolt`` process exited non-zero, or the server refused a statement;
+    ``dolt_message`` holds Dolt's message.
 
-    def __init__(self, args: list[str], returncode: int, stderr: str, stdout: bytes = b"") -> None:
+    ``results`` are the result sets of the statements that ran before the failure (one list of
+    rows per statement that returned rows), so a caller can tell how far a script got.
+    ``transient``: nothing changed and the same work may simply be tried again.
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        returncode: int,
+        stderr: str,
+        stdout: bytes = b"",
+        *,
+        results: list[list[dict[str, Any]]] | None = None,
+        transient: bool = False,
+    ) -> None:
         self.args_run = [mask_url_credentials(arg) for arg in args]  # `dolt clone URL`
         self.returncode = returncode
-        # The results of the statements that ran before the failure (masked: a failed
+        # The output of the statements that ran before the failure (masked: a failed
         # `dolt clone` prints its url).
         self.stdout = mask_url_credentials(stdout.decode("utf-8", "replace")).encode("utf-8")
+        self.results = results or []
+        self.transient = transient
         super().__init__(
             f"`dolt {' '.join(self.args_run)}` failed with exit code {returncode}.",
             dolt_message=stderr,

@@ -29,7 +29,7 @@ from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from . import context as run_context
-from .engine import DoltCLIEngine
+from .engine import engine_at
 from .errors import DoltError
 from .metadata import ActionRecord, subscribe
 from .naming import validate_branch
@@ -331,7 +331,7 @@ class DoltHooks:
         )
         merged, failures = [], []
         for database, base in targets:
-            engine = DoltCLIEngine(database)
+            engine = engine_at(database)
             try:
                 if not engine.branch_exists(base):
                     engine.create_branch(base, branch)

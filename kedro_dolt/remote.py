@@ -169,7 +169,7 @@ class Remote:
         if self.name not in known:
             if self.url is None:
                 raise DoltError(
-                    f"Remote {self.name!r} is not configured in {engine.database}.",
+                    f"Remote {self.name!r} is not configured in {engine.location}.",
                     fix=f"add url: to the remote entry or run `dolt remote add {self.name} URL`.",
                 )
             check_file_remote(self.url, remote=self.name)
@@ -181,7 +181,7 @@ class Remote:
             logger.warning(
                 "Remote %r of %s points at %s, not %s as configured; using the repository's.",
                 self.name,
-                engine.database,
+                engine.location,
                 mask_url_credentials(known[self.name]),
                 mask_url_credentials(self.url),
                 extra={"markup": False},

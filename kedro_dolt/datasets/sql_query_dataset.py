@@ -8,7 +8,7 @@ import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 
 from .. import context
-from ..engine import DoltCLIEngine, DoltEngine
+from ..engine import DoltEngine, engine_for
 from ..metadata import ActionRecord, emit
 from ..naming import validate_ref
 from ..sql_policy import read_only_statement
@@ -42,6 +42,12 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
             FROM companies GROUP BY country ORDER BY country
           ref: v1.0                     # optional: branch, tag, commit hash, main~1
 
+        shared_counts:                  # the same on a dolt sql-server
+          type: kedro_dolt.DoltSQLQueryDataset
+          database: warehouse           # the database's name on the server
+          credentials: dolt_server      # conf/local/credentials.yml: {con: mysql://...}
+          sql: SELECT COUNT(*) AS n FROM companies
+
     Example usage for the `Python API <https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/>`_:
 
     .. code-block:: pycon
@@ -62,13 +68,17 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
         database: str,
         sql: str,
         ref: str | None = None,
+        credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """
         Args:
-            database: Path of a local Dolt repository (relative to the Kedro project root).
+            database: Path of a local Dolt repository (relative to the Kedro project root),
+                or with ``credentials`` the name of a database on a ``dolt sql-server``.
             sql: One ``SELECT`` statement (see above for what is refused).
             ref: The version to query: branch, tag, commit hash or ``X~N``; default ``HEAD``.
+            credentials: ``{con: mysql://user:password@host:port}`` to query a database on a
+                ``dolt sql-server`` instead of a local repository.
             metadata: Anything; kept for plugins such as kedro-viz.
         """
         if not isinstance(sql, str) or not sql.strip():
@@ -78,7 +88,7 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
         read_only_statement(sql)  # a bad query fails when the catalog is built, not at load
         self._sql = sql
         self._ref = validate_ref(ref) if ref is not None else None
-        self._engine: DoltEngine = DoltCLIEngine(context.resolve_database(database))
+        self._engine: DoltEngine = engine_for(database, credentials)
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
@@ -87,7 +97,7 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
             ActionRecord(
                 kind="load",
                 dataset=context.current_dataset(),
-                database=str(self._engine.database),
+                database=self._engine.location,
                 table="",  # a query, not one table
                 branch=None,
                 ref=self._ref,
@@ -109,9 +119,9 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {
-            "filepath": f"{context.display_path(self._engine.database)} | query at "
+            "filepath": f"{context.display_path(self._engine.location)} | query at "
             f"{self._ref or 'HEAD'}",
-            "database": str(self._engine.database),
+            "database": self._engine.location,
             "sql": self._sql,
             "ref": self._ref or "HEAD",
         }

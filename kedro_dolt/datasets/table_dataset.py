@@ -17,7 +17,7 @@ from kedro_datasets._typing import TablePreview
 
 from .. import context
 from ..commits import commit_message, save_trailers
-from ..engine import SAVE_MODES, DoltCLIEngine, DoltEngine
+from ..engine import SAVE_MODES, DoltEngine, engine_for
 from ..metadata import ActionRecord, CallbackMeta, emit
 from ..naming import (
     RUN_ID_RE,
@@ -103,6 +103,13 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
           meta: {table: kedro_runs}     # lineage rows committed with the data
           versioned: true               # kedro run --load-versions features:<commit|tag|run id>
 
+        shared_companies:               # on a dolt sql-server, for several machines
+          type: kedro_dolt.DoltTableDataset
+          database: warehouse           # the database on that server (created on first save)
+          table: companies
+          credentials: dolt_server      # conf/local/credentials.yml:
+                                        #   dolt_server: {con: "mysql://kedro:${oc.env:DOLT_PASSWORD}@dolt:3306"}
+
     Example usage for the `Python API <https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/>`_:
 
     .. code-block:: pycon
@@ -141,6 +148,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Validate the configuration; nothing here touches Dolt (kedro-viz builds every
@@ -150,7 +158,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             database: Path of a local Dolt repository, created with ``dolt init`` (or cloned
                 from ``remote``) on first use. Relative paths are relative to the Kedro
                 project root. A ``doltcli.Dolt`` repository object also works (with the
-                ``doltcli`` extra installed).
+                ``doltcli`` extra installed). With ``credentials``: the name of a database
+                on the ``dolt sql-server`` they point at.
             table: The table name.
             branch: Where saves commit: a branch name, a strategy mapping or a strategy
                 object (``AppendBranch``, ``NewBranch``, ``MergeBranch``). Default: the
@@ -168,6 +177,10 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 table whose row order is not kept); ``commit_message``: the summary line;
                 ``tag``: tag each save's commit, ``{run_id}``/``{dataset}``/``{table}``
                 are filled in.
+            credentials: ``{con: mysql://user:password@host:port}`` (optional ``author:
+                "Name <email>"`` for the commits): the database is then the one named
+                ``database`` on that ``dolt sql-server``, reached over MySQL, instead of a
+                local repository. The password never appears in logs, errors or ``repr``.
             version: Set by Kedro for ``versioned: true``. Its load version (from
                 ``--load-versions``) is a commit hash, tag, branch or Kedro run id.
             metadata: Anything; kept for plugins such as kedro-viz, ignored by the dataset.
@@ -209,7 +222,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 "save_args.primary_key is set. Fix: set primary_key: <column(s)>, or use "
                 "mode append or overwrite."
             )
-        self._engine: DoltEngine = DoltCLIEngine(context.resolve_database(database))
+        self._engine: DoltEngine = engine_for(database, credentials)
         self.metadata = metadata
 
     @property
@@ -264,7 +277,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         record = ActionRecord(
             kind=kind,
             dataset=context.current_dataset(),
-            database=str(self._engine.database),
+            database=self._engine.location,
             table=self._table,
             strategy=self._strategy.kind,
             run_id=context.current_run_id(),
@@ -323,7 +336,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         tag = self._tag_name(run_id)  # checked before anything is written
         if tag and self._engine.exists() and tag in self._engine.tags():
             raise DatasetError(
-                f"Tag {tag!r} already exists in {self._engine.database}; nothing was saved. "
+                f"Tag {tag!r} already exists in {self._engine.location}; nothing was saved. "
                 "Fix: put {run_id} in save_args.tag, or delete the old tag (`dolt tag -d`)."
             )
         if self._meta:
@@ -424,12 +437,12 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         kedro-viz shows it as the dataset's file path (and cuts long ones from the left)."""
         ref = self._ref or (self._version.load if self._version and self._version.load else None)
         where = ref or self._strategy.target_branch or "HEAD"
-        return f"{context.display_path(self._engine.database)}:{self._table}@{where}"
+        return f"{context.display_path(self._engine.location)}:{self._table}@{where}"
 
     def _describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
             "filepath": self._location(),
-            "database": str(self._engine.database),
+            "database": self._engine.location,
             "table": self._table,
             "branch": self._strategy.describe(),
             "ref": self._ref,

@@ -1,0 +1,544 @@
+"""The server engine: the same scripts over a MySQL connection to a ``dolt sql-server``.
+
+Chosen by Kedro ``credentials`` holding ``con: mysql://user:password@host:port``. A script runs
+on one pooled connection whose session starts in the revision database ``db/branch`` (or ``db``
+for the database's default branch). Rows to load go by ``LOAD DATA LOCAL INFILE`` when the
+server allows it (``local_infile`` on), else in batched multi-row INSERTs. The server orders
+concurrent writers itself: there is no file lock, and a save that loses a race (Dolt's 1213
+serialization failure, or a target that moved before the fast-forward) is retried on a fresh
+scratch branch.
+
+Connections are pooled per process and never pickled: a ``ParallelRunner`` worker opens its
+own. The password lives only in the address object; ``repr``, ``location`` and errors leave it
+out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .. import scratch
+from ..errors import DoltCommandError, DoltError
+from ..naming import quote_identifier, quote_string, validate_branch
+from ..schema import TableSchema, load_data_statement, write_rows
+from ..secrets import mask_url_credentials
+from .messages import explain, with_retries
+from .operations import SQLEngine
+from .transport import Load, Rows, Statement
+
+DEFAULT_PORT = 3306
+_SCHEMES = ("mysql", "mysql+pymysql", "mysql+mysqldb", "mysql+mysqlconnector")
+#: MySQL error numbers the user can act on, with the fix.
+_CONNECT_FIXES = {
+    1045: "check the user and password in the credentials' con url.",
+    2003: "check the host and port in the credentials' con url, and that `dolt sql-server` "
+    "runs there (e.g. `dolt sql-server --host 0.0.0.0 --port 3306`).",
+    2005: "check the host name in the credentials' con url.",
+}
+_PRIVILEGE_ERRORS = (1044, 1142, 1143, 1227, 1370)
+_TRANSIENT_ERRNOS = (1213,)
+_LOST = (2006, 2013)
+#: Rows per INSERT when the server has no LOCAL INFILE (~1 MB statements).
+INSERT_STATEMENT_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """Where the server is and who connects; the password is never shown."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False, default="")
+
+    @classmethod
+    def from_con(cls, con: str) -> ServerAddress:
+        """Parse ``mysql://user:password@host:port`` (a path, if any, is ignored: the
+        dataset's ``database`` names the database)."""
+        if not isinstance(con, str) or "://" not in con:
+            raise DoltError(
+                "Invalid credentials: `con` must be a url like mysql://user:password@host:3306.",
+                fix="set con: mysql://USER:${oc.env:DOLT_PASSWORD}@HOST:3306 in "
+                "conf/local/credentials.yml.",
+            )
+        parts = urlsplit(con)
+        if parts.scheme not in _SCHEMES:
+            raise DoltError(
+                f"Invalid credentials: con url scheme {parts.scheme!r} is not supported.",
+                fix="use mysql://user:password@host:port (a dolt sql-server speaks MySQL).",
+            )
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError as exc:
+            raise DoltError(
+                "Invalid credentials: the con url's port is not a number.",
+                fix="use mysql://user:password@host:3306.",
+            ) from exc
+        if not parts.hostname:
+            raise DoltError(
+                "Invalid credentials: the con url names no host.",
+                fix="use mysql://user:password@host:3306.",
+            )
+        return cls(
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+        )
+
+    def url(self, database: str = "") -> str:
+        """The address without the password, e.g. ``mysql://kedro@dolt:3306/warehouse``."""
+        return f"mysql://{self.user}@{self.host}:{self.port}/{database}"
+
+
+def _pymysql() -> Any:
+    try:
+        import pymysql
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise DoltError(
+            "The server engine needs PyMySQL.",
+            fix="pip install 'kedro-dolt' (it requires pymysql).",
+        ) from exc
+    return pymysql
+
+
+def _connection_class() -> Any:
+    """A PyMySQL connection that sends LOCAL INFILE data only for files this process asked
+    to load: a server cannot read any other client file through it."""
+    pymysql = _pymysql()
+
+    class Connection(pymysql.connections.Connection):  # type: ignore[misc, name-defined]
+        allowed_files: frozenset[str] = frozenset()
+
+        def _read_load_local_packet(self, first_packet: Any) -> Any:
+            requested = first_packet.filename.decode("utf-8", "replace")
+            if requested not in self.allowed_files:
+                raise pymysql.err.OperationalError(
+                    2000, f"the server asked for file {requested!r}, which kedro-dolt did not send"
+                )
+            return super()._read_load_local_packet(first_packet)
+
+    return Connection
+
+
+_CONNECTION_CLASS: Any = None
+
+
+class _Pool:
+    """Idle connections per (address, database) in this process; emptied after a fork."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[ServerAddress, bool], list[Any]] = {}
+        self._pid = os.getpid()
+
+    def take(self, address: ServerAddress, local_infile: bool) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked worker: the parent's sockets are not ours
+                self._idle, self._pid = {}, os.getpid()
+            idle = self._idle.get((address, local_infile), [])
+            if idle:
+                return idle.pop()
+        return connect(address, local_infile=local_infile)
+
+    def give(self, address: ServerAddress, local_infile: bool, connection: Any) -> None:
+        with self._lock:
+            idle = self._idle.setdefault((address, local_infile), [])
+            if self._pid == os.getpid() and len(idle) < 8:
+                idle.append(connection)
+                return
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+_POOL = _Pool()
+
+
+def connect(address: ServerAddress, *, local_infile: bool = False, database: str = "") -> Any:
+    """A new autocommit connection, or ``DoltError`` saying why none could be made."""
+    global _CONNECTION_CLASS
+    pymysql = _pymysql()
+    if _CONNECTION_CLASS is None:
+        _CONNECTION_CLASS = _connection_class()
+    try:
+        return _CONNECTION_CLASS(
+            host=address.host,
+            port=address.port,
+            user=address.user,
+            password=address.password,
+            database=database or None,
+            autocommit=True,
+            local_infile=local_infile,
+            charset="utf8mb4",
+            connect_timeout=10,
+            cursorclass=pymysql.cursors.Cursor,
+        )
+    except pymysql.err.MySQLError as exc:
+        code, message = _error_parts(exc)
+        raise DoltError(
+            f"Cannot connect to the Dolt server at {address.url(database)}.",
+            fix=_CONNECT_FIXES.get(code, "check the credentials' con url and the server."),
+            dolt_message=message,
+        ) from exc
+
+
+def _error_parts(exc: BaseException) -> tuple[int, str]:
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int):
+        return int(args[0]), str(args[1])
+    return 0, str(exc)
+
+
+def _value(value: Any) -> Any:
+    """A result value as the CLI's JSON would give it (strings for times and decimals)."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time, dt.timedelta)):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _sql_values(frame: pd.DataFrame, schema: TableSchema) -> list[list[Any]]:
+    """Each column as Python values PyMySQL escapes exactly (None for missing)."""
+    columns = []
+    for column in schema.columns:
+        series = frame[column.name]
+        missing = series.isna().to_numpy()
+        if column.sql_type == "datetime(6)":
+            stamps = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
+            values = list(stamps.dt.to_pydatetime())
+        elif column.sql_type in ("double", "float"):
+            values = series.to_numpy(dtype="float64", na_value=np.nan).tolist()
+        elif column.sql_type == "tinyint(1)":
+            values = [int(bool(v)) if not m else None for v, m in zip(series, missing, strict=True)]
+        else:
+            values = series.astype(object).tolist()
+        if missing.any():
+            values = [None if m else v for v, m in zip(values, missing, strict=True)]
+        columns.append(values)
+    return columns
+
+
+class ServerConnection:
+    """Runs scripts over pooled connections to one database on a ``dolt sql-server``."""
+
+    def __init__(self, address: ServerAddress, database: str, author: str | None = None) -> None:
+        self.address = address
+        self.database = database
+        self._author = author
+        self._local_infile: bool | None = None
+
+    @property
+    def location(self) -> str:
+        return self.address.url(self.database)
+
+    @property
+    def key(self) -> str:
+        return self.location
+
+    @property
+    def cache_dir(self) -> Path:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        where = f"{self.address.host}-{self.address.port}"
+        name = hashlib.sha1(self.database.encode()).hexdigest()[:8]
+        return root / "kedro-dolt" / "servers" / re.sub(r"[^\w.-]", "_", where) / name
+
+    # -- the transport ------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        rows = self._run_plain(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "
+            f"{quote_string(self.database)}"
+        )
+        return bool(rows)
+
+    def require(self) -> None:
+        if not self.exists():
+            raise DoltError(
+                f"No database {self.database!r} on the Dolt server {self.address.url()}.",
+                fix="save a dataset into it first (the first save creates it), or check the "
+                "dataset's `database` name (`SHOW DATABASES` on the server).",
+            )
+
+    def ensure(self, initial_branch: str | None) -> None:
+        """``CREATE DATABASE`` unless it exists; ``initial_branch`` made from its default."""
+        if self.exists():
+            return
+        name = quote_identifier(self.database)
+        try:
+            self._run_plain(f"CREATE DATABASE IF NOT EXISTS {name}")
+        except DoltCommandError as exc:
+            raise self._error(exc, f"Cannot create database {self.database!r}") from exc
+        if initial_branch:
+            branch = quote_string(validate_branch(initial_branch))
+            with contextlib.suppress(DoltCommandError):  # exists already (a race, or main)
+                self.run([f"CALL dolt_branch({branch});"])
+
+    def author(self) -> str | None:
+        return self._author
+
+    def lock(self, *, exclusive: bool) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the server orders writers itself
+
+    def run(
+        self,
+        statements: Sequence[Statement],
+        *,
+        branch: str | None = None,
+        retry: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> list[Rows]:
+        def attempt() -> list[Rows]:
+            return self._script(statements, branch, arrow=False)
+
+        return with_retries(attempt) if retry else attempt()
+
+    def run_arrow(self, statements: Sequence[str], *, branch: str | None = None) -> list[pa.Table]:
+        return with_retries(lambda: self._script(statements, branch, arrow=True))
+
+    def run_read(
+        self, statements: Sequence[str], rows_at: Callable[[str | None], str], *, branch: str | None
+    ) -> list[pa.Table]:
+        """The small results over the pooled connection; the rows at the commit they name,
+        through connectorx when installed (Arrow straight from the wire, ~4x PyMySQL)."""
+        head = self.run_arrow(statements, branch=branch)
+        commit = str(head[0].column("h")[0].as_py())
+        statement = rows_at(commit)
+        return [*head, self.fetch_arrow(statement)]
+
+    def fetch_arrow(self, statement: str) -> pa.Table:
+        """One SELECT's rows as Arrow: connectorx if installed, else PyMySQL."""
+        reader = _connectorx()
+        if reader is None:
+            return self.run_arrow([statement])[0]
+        url = (
+            f"mysql://{quote(self.address.user, safe='')}:{quote(self.address.password, safe='')}"
+            f"@{self.address.host}:{self.address.port}/{quote(self.database, safe='')}"
+        )
+        try:
+            table = reader.read_sql(url, statement.rstrip(";"), return_type="arrow")
+        except Exception as exc:  # connectorx raises RuntimeError with the server's message
+            message = mask_url_credentials(str(exc)).replace(self.address.password or "\0", "***")
+            raise DoltCommandError(["sql"], 1, message) from exc
+        return _as_table(table)
+
+    def run_query(self, database: str, revision: str, statement: str) -> pa.Table | None:
+        use = f"USE {quote_identifier(f'{database}/{revision}')};"
+        tables = self._script([use, statement], None, arrow=True, use=False)
+        return tables[0] if tables else None
+
+    def clone(self, url: str, *, remote: str, env: Mapping[str, str] | None = None) -> None:
+        """``dolt_clone`` ``url`` as the database, on the server."""
+        try:
+            self._run_plain(
+                f"CALL dolt_clone('--remote', {quote_string(validate_branch(remote))}, "
+                f"{quote_string(url)}, {quote_string(self.database)})"
+            )
+        except DoltCommandError as exc:
+            raise DoltError(
+                f"Cannot clone {url} as database {self.database!r} on {self.address.url()}.",
+                fix="check the remote url, that it holds a Dolt database, and that the "
+                "server can reach it with its own credentials.",
+                dolt_message=exc.dolt_message,
+            ) from exc
+
+    # -- running statements -------------------------------------------------------------
+
+    def _uses_local_infile(self) -> bool:
+        if self._local_infile is None:
+            rows = self._run_plain("SELECT @@local_infile")
+            self._local_infile = bool(int(rows[0][0] or 0)) if rows else False
+        return self._local_infile
+
+    def _run_plain(self, statement: str) -> list[tuple[Any, ...]]:
+        """One statement outside any database, on a fresh connection from the pool."""
+        connection = _POOL.take(self.address, False)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+                rows = list(cursor.fetchall()) if cursor.description else []
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                connection.close()
+            if isinstance(exc, _pymysql().err.MySQLError):
+                code, message = _error_parts(exc)
+                raise DoltCommandError(["sql"], code, message) from exc
+            raise
+        _POOL.give(self.address, False, connection)
+        return rows
+
+    def _script(
+        self, statements: Sequence[Statement], branch: str | None, *, arrow: bool, use: bool = True
+    ) -> list[Rows] | list[pa.Table]:
+        local = any(isinstance(s, Load) for s in statements) and self._uses_local_infile()
+        connection = _POOL.take(self.address, local)
+        results: list[Any] = []
+        try:
+            with connection.cursor() as cursor, scratch.temp_dir() as tmp:
+                if use:
+                    db = f"{self.database}/{validate_branch(branch)}" if branch else self.database
+                    cursor.execute(f"USE {quote_identifier(db)}")
+                for i, statement in enumerate(statements):
+                    if isinstance(statement, Load):
+                        self._load(connection, cursor, statement, local, Path(tmp) / f"{i}.tsv")
+                        continue
+                    text = statement.strip().rstrip(";")
+                    if not text:
+                        continue
+                    cursor.execute(text)
+                    if cursor.description:
+                        results.append(_arrow(cursor) if arrow else _rows(cursor))
+        except Exception as exc:
+            # The session's state (checked-out branch, variables) is unknown now.
+            with contextlib.suppress(Exception):
+                connection.close()
+            if isinstance(exc, _pymysql().err.MySQLError):
+                code, message = _error_parts(exc)
+                error = DoltCommandError(
+                    ["sql"],
+                    code,
+                    message,
+                    results=[] if arrow else results,
+                    transient=code in _TRANSIENT_ERRNOS,
+                )
+                if code in _LOST or code in _CONNECT_FIXES or code in _PRIVILEGE_ERRORS:
+                    raise self._error(error, "The Dolt server refused or lost the session") from exc
+                raise error from exc
+            raise
+        _POOL.give(self.address, local, connection)
+        return results
+
+    def _load(self, connection: Any, cursor: Any, load: Load, local: bool, path: Path) -> None:
+        """Send ``load``'s rows: LOAD DATA LOCAL from a temp file, else multi-row INSERTs."""
+        if local:
+            prefixed = write_rows(path, load.frame, load.schema)
+            statement = load_data_statement(
+                load.table, load.schema, str(path), prefixed, replace=load.replace
+            ).replace("LOAD DATA INFILE", "LOAD DATA LOCAL INFILE", 1)
+            connection.allowed_files = frozenset({str(path)})
+            try:
+                cursor.execute(statement)
+            finally:
+                connection.allowed_files = frozenset()
+            return
+        names = ", ".join(quote_identifier(c).replace("%", "%%") for c in load.schema.names)
+        verb = "REPLACE" if load.replace else "INSERT"
+        template = (
+            f"{verb} INTO {quote_identifier(load.table).replace('%', '%%')} ({names}) "
+            f"VALUES ({', '.join(['%s'] * len(load.schema.names))})"
+        )
+        columns = _sql_values(load.frame, load.schema)
+        step = 50_000  # bounds the Python objects alive at once; PyMySQL batches each slice
+        for start in range(0, len(load.frame), step):
+            rows = list(zip(*(c[start : start + step] for c in columns), strict=True))
+            cursor.executemany(template, rows)
+
+    def _error(self, exc: DoltCommandError, what: str) -> DoltError:
+        code = exc.returncode
+        if code in _PRIVILEGE_ERRORS:
+            fix = (
+                f"grant the user {self.address.user!r} the privileges kedro-dolt needs on "
+                f"{self.database!r} (e.g. GRANT ALL ON `{self.database}`.* TO "
+                f"'{self.address.user}'@'%'), or use another user."
+            )
+        elif code in _LOST:
+            fix = "check that the server still runs and is reachable, then run again."
+        else:
+            fix = _CONNECT_FIXES.get(code) or explain(exc.dolt_message)
+        return DoltError(f"{what} ({self.location}).", fix=fix, dolt_message=exc.dolt_message)
+
+
+def _rows(cursor: Any) -> Rows:
+    names = [d[0] for d in cursor.description]
+    return [
+        {n: _value(v) for n, v in zip(names, row, strict=True) if v is not None}
+        for row in cursor.fetchall()
+    ]
+
+
+def _arrow(cursor: Any) -> pa.Table:
+    """A result set as an Arrow table; column types follow the values (as Parquet's do)."""
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    arrays = []
+    for values in columns:
+        try:
+            arrays.append(pa.array(values))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            arrays.append(pa.array([None if v is None else str(v) for v in values]))
+    return pa.Table.from_arrays(arrays, names=_unique(names))
+
+
+def _connectorx() -> Any:
+    try:
+        import connectorx  # the `server` extra: optional, PyMySQL reads without it
+    except ImportError:
+        return None
+    return connectorx
+
+
+def _as_table(data: Any) -> pa.Table:
+    """connectorx's Arrow result (a Table, or record batches in older releases)."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    return pa.Table.from_batches(list(data))
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+class DoltServerEngine(SQLEngine):
+    """A database on a ``dolt sql-server`` (or Hosted Dolt), reached over MySQL.
+
+    Built from Kedro credentials ``{con: mysql://user:password@host:port}`` (optional
+    ``author: "Name <email>"`` for commits; default: the server's SQL user). Picklable: it
+    holds the address, not connections.
+    """
+
+    def __init__(self, database: str, *, credentials: Mapping[str, Any]) -> None:
+        if not isinstance(credentials, Mapping) or "con" not in credentials:
+            raise DoltError(
+                "Invalid credentials for the Dolt server: a mapping with `con` is expected.",
+                fix="in conf/local/credentials.yml: dolt_server: {con: "
+                "mysql://USER:PASSWORD@HOST:3306}; in the catalog: credentials: dolt_server.",
+            )
+        if not isinstance(database, str) or not re.fullmatch(r"[A-Za-z0-9_][\w-]*", database):
+            raise DoltError(
+                f"Invalid database name {database!r} for a Dolt server.",
+                fix="with credentials, `database` names a database on the server (letters, "
+                "digits, _ and -), e.g. database: warehouse.",
+            )
+        author = credentials.get("author")
+        self.address = ServerAddress.from_con(credentials["con"])
+        self.database_name = database
+        super().__init__(ServerConnection(self.address, database, author))
+
+    def __repr__(self) -> str:
+        return f"DoltServerEngine({self.location!r})"
