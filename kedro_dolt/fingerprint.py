@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 from .schema import TableSchema, unencodable
 
 #: Where the fingerprints live, inside the repository directory (beside, not in, ``.dolt``).
-CACHE_DIR = Path(".kedro-dolt") / "rows"
 ROW_HASH = "__kedro_dolt_row_hash__"
 #: Fingerprint files kept per table (one per recent version, so a revert is cheap too).
 KEEP = 4
@@ -118,8 +117,10 @@ def delta(old: Fingerprint, new: Fingerprint) -> Delta | None:
 class FingerprintStore:
     """The fingerprint files of one repository, per table, named by Dolt's table hash."""
 
-    def __init__(self, database: Path) -> None:
-        self.root = database / CACHE_DIR
+    def __init__(self, cache_dir: Path) -> None:
+        """``cache_dir``: kedro-dolt's cache of one database (``<repository>/.kedro-dolt``
+        for a local repository)."""
+        self.root = cache_dir / "rows"
 
     def _dir(self, table: str) -> Path:
         return self.root / table

@@ -7,14 +7,22 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kedro_dolt.engine import DoltCLIEngine, RepositoryState
+from kedro_dolt.engine import DoltCLIEngine, DoltEngine, DoltServerEngine, RepositoryState
+from tests.dolt_server import DoltServer, dolt_server_factory  # noqa: F401
+
+#: Test modules that set ``BOTH_ENGINES = True`` run each test taking ``repo`` twice: on the
+#: CLI engine (a local repository) and on the server engine (a database on a real
+#: ``dolt sql-server``). Tests marked ``cli_only`` are about the local repository itself.
+ENGINES = ("cli", "server")
 
 #: Dolt's errors when another process held the store for a moment (the machine is busy).
 TRANSIENT = ("database is read only", "cannot update manifest")
@@ -35,13 +43,96 @@ def dolt(repo: Path, *args: str) -> str:
 
 
 def dolt_rows(repo: Path, query: str) -> list[dict]:
-    """Rows of a query, read with the dolt binary directly (not through the engine)."""
+    """Rows of a query, read directly (not through the engine): with the dolt binary, or
+    over a plain MySQL connection for a database on a server."""
+    if isinstance(repo, ServerRepo):
+        with repo.server.connect(database=repo.db) as conn, conn.cursor() as cursor:
+            cursor.execute(query)
+            names = [d[0] for d in cursor.description or ()]
+            # Like the CLI's JSON: NULL values are left out.
+            return [
+                {n: v for n, v in zip(names, row, strict=True) if v is not None}
+                for row in cursor.fetchall()
+            ]
     out = dolt(repo, "sql", "-r", "json", "-q", query)
     return json.loads(out.splitlines()[-1])["rows"] if out.strip() else []
 
 
+def engine_of(repo: Path) -> DoltEngine:
+    """The engine of ``repo`` on its own transport."""
+    if isinstance(repo, ServerRepo):
+        return DoltServerEngine(repo.db, credentials=repo.credentials)
+    return DoltCLIEngine(repo)
+
+
 def state(repo: Path) -> RepositoryState:
-    return DoltCLIEngine(repo).state()
+    return engine_of(repo).state()
+
+
+class Repo(type(Path())):  # type: ignore[misc]
+    """A local repository's path; ``args`` are the dataset arguments that reach it."""
+
+    kind = "cli"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return {"database": str(self)}
+
+    @property
+    def location(self) -> str:
+        """How the dataset names the database (describe, records, kedro-viz)."""
+        return str(self)
+
+
+class ServerRepo(Repo):
+    """A database on the session's ``dolt sql-server``; the path is its directory in the
+    server's data dir (where the dolt binary, routed through the server, can inspect it)."""
+
+    kind = "server"
+    server: DoltServer
+    db: str
+
+    @classmethod
+    def on(cls, server: DoltServer, db: str) -> ServerRepo:
+        repo = cls(server.data_dir / db)
+        repo.server, repo.db = server, db
+        return repo
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        return {"con": self.server.url()}
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return {"database": self.db, "credentials": self.credentials}
+
+    @property
+    def location(self) -> str:
+        return f"mysql://root@{self.server.host}:{self.server.port}/{self.db}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if (
+        "repo" in metafunc.fixturenames
+        and getattr(metafunc.module, "BOTH_ENGINES", False)
+        and metafunc.definition.get_closest_marker("cli_only") is None
+    ):
+        metafunc.parametrize("engine_kind", ENGINES)
+
+
+@pytest.fixture
+def engine_kind() -> str:
+    return "cli"
+
+
+@pytest.fixture(scope="session")
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, dolt_home: Path
+) -> Iterator[DoltServer]:
+    """One real ``dolt sql-server`` for the session (``local_infile`` on); each test gets
+    its own database on it."""
+    with DoltServer.start(tmp_path_factory.mktemp("server-data"), local_infile=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -71,9 +162,14 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """Path of a Dolt repository that does not exist yet (the first save creates it)."""
-    return tmp_path / "warehouse"
+def repo(tmp_path: Path, engine_kind: str, request: pytest.FixtureRequest) -> Repo:
+    """A Dolt database that does not exist yet (the first save creates it): a local
+    repository path, or (``engine_kind`` server) a fresh database name on the shared server.
+    Datasets reach it with ``**repo.args``."""
+    if engine_kind == "server":
+        server = request.getfixturevalue("shared_server")
+        return ServerRepo.on(server, f"w{uuid.uuid4().hex[:12]}")
+    return Repo(tmp_path / "warehouse")
 
 
 @pytest.fixture

@@ -423,7 +423,13 @@ class ServerConnection:
                     raise self._error(error, "The Dolt server refused or lost the session") from exc
                 raise error from exc
             raise
-        _POOL.give(self.address, local, connection)
+        if any(isinstance(s, str) and "dolt_checkout" in s for s in statements):
+            # A session that checked out a branch keeps it, even for `USE db` (and a deleted
+            # one breaks its information_schema): never hand such a session to another script.
+            with contextlib.suppress(Exception):
+                connection.close()
+        else:
+            _POOL.give(self.address, local, connection)
         return results
 
     def _load(self, connection: Any, cursor: Any, load: Load, local: bool, path: Path) -> None:
@@ -438,6 +444,13 @@ class ServerConnection:
                 cursor.execute(statement)
             finally:
                 connection.allowed_files = frozenset()
+            # With LOCAL, a row Dolt cannot store (duplicate key, NULL key, bad value) is
+            # skipped or zeroed with only a note, as in MySQL: any note fails the save.
+            cursor.execute("SHOW WARNINGS LIMIT 5")
+            notes = cursor.fetchall()
+            if notes:
+                messages = "; ".join(str(n[2]) for n in notes)
+                raise _pymysql().err.OperationalError(int(notes[0][1]), messages)
             return
         names = ", ".join(quote_identifier(c).replace("%", "%%") for c in load.schema.names)
         verb = "REPLACE" if load.replace else "INSERT"

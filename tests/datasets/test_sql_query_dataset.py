@@ -11,12 +11,13 @@ from kedro_dolt.engine import DoltCLIEngine
 from kedro_dolt.locking import LOCK_FILE
 from tests.conftest import dolt, dolt_rows, state
 
+#: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
+BOTH_ENGINES = True
+
 
 @pytest.fixture
 def saved(repo, companies):
-    dataset = DoltTableDataset(
-        database=str(repo), table="companies", save_args={"primary_key": "id"}
-    )
+    dataset = DoltTableDataset(**repo.args, table="companies", save_args={"primary_key": "id"})
     dataset.save(companies)
     dolt(repo, "tag", "v1")
     dataset.save(companies.assign(employees=[1, 2, None]).astype({"employees": "Int64"}))
@@ -26,7 +27,7 @@ def saved(repo, companies):
 class TestDoltSQLQueryDataset:
     def test_load_returns_typed_frame(self, repo, saved):
         result = DoltSQLQueryDataset(
-            database=str(repo),
+            **repo.args,
             sql="SELECT id, name, employees, employees / 2 AS half, created_at "
             "FROM companies, (SELECT CAST('2026-11-24 07:00:00' AS DATETIME) AS created_at) AS t "
             "ORDER BY id",
@@ -41,47 +42,47 @@ class TestDoltSQLQueryDataset:
 
     def test_ref_reads_older_version(self, repo, saved, companies):
         old = DoltSQLQueryDataset(
-            database=str(repo), sql="SELECT SUM(employees) AS n FROM companies", ref="v1"
+            **repo.args, sql="SELECT SUM(employees) AS n FROM companies", ref="v1"
         )
         assert old.load()["n"].iloc[0] == companies["employees"].sum()
         previous = DoltSQLQueryDataset(
-            database=str(repo), sql="SELECT COUNT(*) AS n FROM companies", ref="HEAD~1"
+            **repo.args, sql="SELECT COUNT(*) AS n FROM companies", ref="HEAD~1"
         )
         assert previous.load()["n"].iloc[0] == 3
 
     def test_reads_committed_data_only(self, repo, saved):
         dolt(repo, "sql", "-q", "DELETE FROM companies")  # uncommitted
-        count = DoltSQLQueryDataset(database=str(repo), sql="SELECT COUNT(*) AS n FROM companies")
+        count = DoltSQLQueryDataset(**repo.args, sql="SELECT COUNT(*) AS n FROM companies")
         assert count.load()["n"].iloc[0] == 3
 
     def test_writing_sql_is_refused_and_changes_nothing(self, repo, saved):
         before = state(repo)
         with pytest.raises(DatasetError, match="read-only"):
-            DoltSQLQueryDataset(database=str(repo), sql="DELETE FROM companies").load()
+            DoltSQLQueryDataset(**repo.args, sql="DELETE FROM companies").load()
         assert state(repo) == before
 
     def test_save_raises(self, repo):
         with pytest.raises(DatasetError, match="read-only"):
-            DoltSQLQueryDataset(database=str(repo), sql="SELECT 1").save(pd.DataFrame())
+            DoltSQLQueryDataset(**repo.args, sql="SELECT 1").save(pd.DataFrame())
 
     def test_bad_sql_reports_dolt_message(self, repo, saved):
         with pytest.raises(DatasetError, match=r"(?s)Query failed.*Dolt said:.*nope"):
-            DoltSQLQueryDataset(database=str(repo), sql="SELECT nope FROM companies").load()
+            DoltSQLQueryDataset(**repo.args, sql="SELECT nope FROM companies").load()
 
     def test_unknown_ref(self, repo, saved):
         with pytest.raises(DatasetError, match=r"(?s)at 'gone'.*Dolt said"):
-            DoltSQLQueryDataset(database=str(repo), sql="SELECT 1", ref="gone").load()
+            DoltSQLQueryDataset(**repo.args, sql="SELECT 1", ref="gone").load()
 
     @pytest.mark.parametrize("sql", ["", "   "])
     def test_empty_sql(self, repo, sql):
         with pytest.raises(DatasetError, match="non-empty 'sql'"):
-            DoltSQLQueryDataset(database=str(repo), sql=sql)
+            DoltSQLQueryDataset(**repo.args, sql=sql)
 
     def test_describe(self, repo):
-        dataset = DoltSQLQueryDataset(database=str(repo), sql="SELECT 1", ref="v1")
+        dataset = DoltSQLQueryDataset(**repo.args, sql="SELECT 1", ref="v1")
         assert dataset._describe() == {
-            "filepath": f"{repo} | query at v1",
-            "database": str(repo),
+            "filepath": f"{repo.location} | query at v1",
+            "database": repo.location,
             "sql": "SELECT 1",
             "ref": "v1",
         }

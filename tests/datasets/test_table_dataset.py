@@ -12,6 +12,9 @@ from kedro_dolt import AppendBranch, DoltTableDataset, NewBranch
 from kedro_dolt.commits import parse_trailers
 from tests.conftest import dolt, dolt_rows, state
 
+#: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
+BOTH_ENGINES = True
+
 # One column per dtype the dataset promises to keep, with NULLs where the dtype allows them.
 DTYPE_COLUMNS = {
     "int64": pd.Series([1, -2, 2**62], dtype="int64"),
@@ -38,7 +41,7 @@ class TestRoundTrip:
     @pytest.mark.parametrize("dtype", list(DTYPE_COLUMNS))
     def test_dtype_survives(self, repo, dtype):
         frame = pd.DataFrame({"id": [1, 2, 3], "value": DTYPE_COLUMNS[dtype]})
-        dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
         dataset.save(frame)
         loaded = dataset.load()
         assert str(loaded["value"].dtype) == str(frame["value"].dtype)
@@ -46,7 +49,7 @@ class TestRoundTrip:
 
     def test_empty_string_and_null_stay_apart(self, repo):
         frame = pd.DataFrame({"id": [1, 2], "text": pd.Series(["", None], dtype=object)})
-        dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
         dataset.save(frame)
         stored = dolt_rows(
             repo,
@@ -64,14 +67,14 @@ class TestRoundTrip:
                 "naïve café": ["日本", "é", "\\t literally"],
             }
         )
-        dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
         dataset.save(frame)
         pd.testing.assert_frame_equal(dataset.load(), frame)
 
     def test_table_is_created_with_explicit_types(self, repo, companies):
-        DoltTableDataset(
-            database=str(repo), table="companies", save_args={"primary_key": ["id"]}
-        ).save(companies)
+        DoltTableDataset(**repo.args, table="companies", save_args={"primary_key": ["id"]}).save(
+            companies
+        )
         columns = dolt_rows(repo, "SHOW FULL COLUMNS FROM companies")
         assert [(c["Field"], c["Type"], c["Key"]) for c in columns] == [
             ("id", "bigint", "PRI"),
@@ -80,30 +83,26 @@ class TestRoundTrip:
         ]
 
     def test_keyless_table_keeps_rows(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="t")
+        dataset = DoltTableDataset(**repo.args, table="t")
         dataset.save(companies)
         loaded = dataset.load().sort_values("id", ignore_index=True)
         pd.testing.assert_frame_equal(loaded, companies)
         assert all(c["Key"] == "" for c in dolt_rows(repo, "SHOW FULL COLUMNS FROM t"))
 
     def test_load_columns(self, repo, companies):
-        DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"}).save(
-            companies
-        )
-        dataset = DoltTableDataset(
-            database=str(repo), table="t", load_args={"columns": ["name", "id"]}
-        )
+        DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"}).save(companies)
+        dataset = DoltTableDataset(**repo.args, table="t", load_args={"columns": ["name", "id"]})
         pd.testing.assert_frame_equal(dataset.load(), companies[["name", "id"]])
 
     def test_empty_frame(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
         dataset.save(companies.iloc[0:0])
         loaded = dataset.load()
         assert loaded.empty
         assert loaded.dtypes.to_dict() == companies.dtypes.to_dict()
 
     def test_schema_change_replaces_table(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
         dataset.save(companies)
         wider = companies.assign(country=["NL", "US", "US"])
         dataset.save(wider)
@@ -112,9 +111,7 @@ class TestRoundTrip:
 
 class TestCommits:
     def test_one_commit_per_changed_save_and_none_when_unchanged(self, repo, companies):
-        dataset = DoltTableDataset(
-            database=str(repo), table="companies", save_args={"primary_key": "id"}
-        )
+        dataset = DoltTableDataset(**repo.args, table="companies", save_args={"primary_key": "id"})
         dataset.save(companies)
         assert len(commits(repo)) == 2  # dolt init + first save
         dataset.save(companies.copy())
@@ -124,7 +121,7 @@ class TestCommits:
         assert dolt(repo, "status").count("nothing to commit") == 1
 
     def test_message_has_summary_and_trailers(self, repo, companies):
-        DoltTableDataset(database=str(repo), table="companies").save(companies)
+        DoltTableDataset(**repo.args, table="companies").save(companies)
         message = commits(repo)[0]["message"]
         assert message.splitlines()[0] == "kedro: save companies"
         trailers = parse_trailers(message)
@@ -133,13 +130,14 @@ class TestCommits:
 
     def test_custom_commit_message(self, repo, companies):
         DoltTableDataset(
-            database=str(repo), table="c", save_args={"commit_message": "Refresh from CRM"}
+            **repo.args, table="c", save_args={"commit_message": "Refresh from CRM"}
         ).save(companies)
         message = commits(repo)[0]["message"]
         assert message.startswith("Refresh from CRM\n\nKedro-Table: c")
 
+    @pytest.mark.cli_only  # `dolt init -b`; a server database starts on its default branch
     def test_first_save_initialises_repository_on_branch(self, repo, companies):
-        DoltTableDataset(database=str(repo), table="c", branch="data").save(companies)
+        DoltTableDataset(**repo.args, table="c", branch="data").save(companies)
         assert state(repo).checked_out == "data"
 
 
@@ -147,7 +145,7 @@ class TestRefs:
     @pytest.fixture
     def history(self, repo, companies):
         """Two commits of table ``c``: v1 (tagged) then v2; returns (v1 frame, v1 hash)."""
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="c", save_args={"primary_key": "id"})
         dataset.save(companies)
         first = commits(repo)[0]["commit_hash"]
         dolt(repo, "tag", "v1", first)
@@ -157,43 +155,39 @@ class TestRefs:
     @pytest.mark.parametrize("ref", ["hash", "v1", "HEAD~1", "main~1"])
     def test_load_older_version(self, repo, history, ref):
         frame, first = history
-        dataset = DoltTableDataset(
-            database=str(repo), table="c", ref=first if ref == "hash" else ref
-        )
+        dataset = DoltTableDataset(**repo.args, table="c", ref=first if ref == "hash" else ref)
         pd.testing.assert_frame_equal(dataset.load(), frame)
 
     def test_default_ref_is_save_branch_head(self, repo, history):
-        loaded = DoltTableDataset(database=str(repo), table="c").load()
+        loaded = DoltTableDataset(**repo.args, table="c").load()
         assert loaded["employees"].tolist() == [0, 0, 0]
 
     def test_loading_a_ref_keeps_checked_out_branch(self, repo, history):
         dolt(repo, "branch", "other")
         before = state(repo)
-        DoltTableDataset(database=str(repo), table="c", ref="other").load()
-        DoltTableDataset(database=str(repo), table="c", ref="v1").load()
+        DoltTableDataset(**repo.args, table="c", ref="other").load()
+        DoltTableDataset(**repo.args, table="c", ref="v1").load()
         assert state(repo) == before
 
     def test_head_is_relative_to_save_branch(self, repo, history, companies):
         dolt(repo, "branch", "dev")
         dev = DoltTableDataset(
-            database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"}
+            **repo.args, table="c", branch="dev", save_args={"primary_key": "id"}
         )
         dev.save(companies.assign(employees=[7, 7, 7]))
-        previous = DoltTableDataset(
-            database=str(repo), table="c", branch="dev", ref="HEAD~1"
-        ).load()
+        previous = DoltTableDataset(**repo.args, table="c", branch="dev", ref="HEAD~1").load()
         assert previous["employees"].tolist() == [0, 0, 0]
 
 
 class TestBranches:
     def test_save_to_other_branch_leaves_checked_out_branch_alone(self, repo, companies):
-        main = DoltTableDataset(database=str(repo), table="c", save_args={"primary_key": "id"})
+        main = DoltTableDataset(**repo.args, table="c", save_args={"primary_key": "id"})
         main.save(companies)
         dolt(repo, "branch", "dev")
         main_head = state(repo).heads["main"]
 
         dev = DoltTableDataset(
-            database=str(repo),
+            **repo.args,
             table="c",
             branch=AppendBranch("dev"),
             save_args={"primary_key": "id"},
@@ -210,14 +204,14 @@ class TestBranches:
         assert dolt_rows(repo, "SELECT employees FROM c ORDER BY id")[0]["employees"] == 10
 
     def test_branch_as_mapping(self, repo, companies):
-        DoltTableDataset(database=str(repo), table="c").save(companies)
+        DoltTableDataset(**repo.args, table="c").save(companies)
         dolt(repo, "branch", "dev")
         dataset = DoltTableDataset(
-            database=str(repo), table="c", branch={"strategy": "append", "name": "dev"}
+            **repo.args, table="c", branch={"strategy": "append", "name": "dev"}
         )
         dataset.save(companies.head(1))
         assert len(dataset.load()) == 1
-        assert len(DoltTableDataset(database=str(repo), table="c").load()) == 3
+        assert len(DoltTableDataset(**repo.args, table="c").load()) == 3
 
 
 class TestErrors:
@@ -225,7 +219,7 @@ class TestErrors:
 
     @pytest.fixture
     def saved(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="c", save_args={"primary_key": "id"})
         dataset.save(companies)
         dolt(repo, "branch", "dev")
         return dataset
@@ -250,7 +244,7 @@ class TestErrors:
 
     def test_duplicate_primary_key_on_other_branch(self, repo, saved, companies):
         dev = DoltTableDataset(
-            database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"}
+            **repo.args, table="c", branch="dev", save_args={"primary_key": "id"}
         )
         bad = pd.concat([companies, companies.head(1)])
         self._fails_cleanly(repo, lambda: dev.save(bad), "primary_key", "Dolt said:")
@@ -264,7 +258,7 @@ class TestErrors:
         self._fails_cleanly(repo, lambda: saved.save(bad), "cannot be stored", "Dolt said:")
 
     def test_new_table_failure_leaves_no_table(self, repo, saved, companies):
-        fresh = DoltTableDataset(database=str(repo), table="fresh", save_args={"primary_key": "id"})
+        fresh = DoltTableDataset(**repo.args, table="fresh", save_args={"primary_key": "id"})
         self._fails_cleanly(
             repo, lambda: fresh.save(pd.concat([companies, companies])), "Dolt said:"
         )
@@ -275,17 +269,17 @@ class TestErrors:
         self._fails_cleanly(repo, lambda: saved.save(bad), "Column 'blob'", "Fix: convert")
 
     def test_unknown_ref(self, repo, saved):
-        dataset = DoltTableDataset(database=str(repo), table="c", ref="no-such-branch")
+        dataset = DoltTableDataset(**repo.args, table="c", ref="no-such-branch")
         self._fails_cleanly(repo, dataset.load, "ref 'no-such-branch'", "Fix:", "Dolt said:")
 
     def test_missing_table(self, repo, saved):
-        dataset = DoltTableDataset(database=str(repo), table="nope")
+        dataset = DoltTableDataset(**repo.args, table="nope")
         self._fails_cleanly(
             repo, dataset.load, "table 'nope'", "check the table name", "Dolt said:"
         )
 
     def test_missing_branch_on_save(self, repo, saved, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", branch="missing")
+        dataset = DoltTableDataset(**repo.args, table="c", branch="missing")
         self._fails_cleanly(repo, lambda: dataset.save(companies), "branch", "Dolt said:")
 
     def test_missing_repository_on_load(self, tmp_path):
@@ -294,9 +288,10 @@ class TestErrors:
             dataset.load()
         assert not (tmp_path / "none").exists()
 
+    @pytest.mark.cli_only  # the server engine needs no dolt binary
     def test_dolt_missing_from_path(self, repo, saved, companies, monkeypatch):
         monkeypatch.setenv("PATH", str(repo / "empty-bin"))
-        dataset = DoltTableDataset(database=str(repo), table="c")
+        dataset = DoltTableDataset(**repo.args, table="c")
         with pytest.raises(DatasetError, match=r"dolt.*not found.*\n.*install-dolt"):
             dataset.save(companies)
         with pytest.raises(DatasetError, match="KEDRO_DOLT_BINARY"):
@@ -306,7 +301,7 @@ class TestErrors:
 
     def test_not_a_dataframe(self, repo):
         with pytest.raises(DatasetError, match="saves pandas DataFrames"):
-            DoltTableDataset(database=str(repo), table="c").save([1, 2])
+            DoltTableDataset(**repo.args, table="c").save([1, 2])
         assert not repo.exists()
 
     @pytest.mark.parametrize(
@@ -324,11 +319,11 @@ class TestErrors:
     )
     def test_bad_configuration(self, repo, kwargs, message):
         with pytest.raises(DatasetError, match=message):
-            DoltTableDataset(database=str(repo), **kwargs)
+            DoltTableDataset(**repo.args, **kwargs)
         assert not repo.exists()
 
     def test_primary_key_not_in_frame(self, repo, saved, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args={"primary_key": "uid"})
+        dataset = DoltTableDataset(**repo.args, table="c", save_args={"primary_key": "uid"})
         self._fails_cleanly(
             repo, lambda: dataset.save(companies), "primary_key names column(s) ['uid']"
         )
@@ -337,38 +332,38 @@ class TestErrors:
 class TestDatasetContract:
     def test_constructor_does_not_touch_dolt(self, repo, monkeypatch):
         monkeypatch.setenv("PATH", "/nonexistent")
-        dataset = DoltTableDataset(database=str(repo), table="c", ref="main~3")
+        dataset = DoltTableDataset(**repo.args, table="c", ref="main~3")
         assert not repo.exists()
         assert "c" in str(dataset)
 
     def test_pickles(self, repo, companies):
         dataset = DoltTableDataset(
-            database=str(repo), table="c", branch="main", save_args={"primary_key": "id"}
+            **repo.args, table="c", branch="main", save_args={"primary_key": "id"}
         )
         dataset.save(companies)
         clone = pickle.loads(pickle.dumps(dataset))
         pd.testing.assert_frame_equal(clone.load(), companies)
 
     def test_exists(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c")
+        dataset = DoltTableDataset(**repo.args, table="c")
         assert not dataset.exists()
         dataset.save(companies)
         assert dataset.exists()
-        assert not DoltTableDataset(database=str(repo), table="other").exists()
-        assert not DoltTableDataset(database=str(repo), table="c", ref="nope").exists()
+        assert not DoltTableDataset(**repo.args, table="other").exists()
+        assert not DoltTableDataset(**repo.args, table="c", ref="nope").exists()
 
     def test_describe(self, repo):
         dataset = DoltTableDataset(
-            database=str(repo), table="c", branch="dev", save_args={"primary_key": "id"}
+            **repo.args, table="c", branch="dev", save_args={"primary_key": "id"}
         )
         described = dataset._describe()
-        assert described["database"] == str(repo)
+        assert described["database"] == repo.location
         assert described["table"] == "c"
         assert described["ref"] is None  # the strategy decides: branch dev
         assert described["branch"] == {"strategy": "append", "name": "dev"}
         assert described["save_args"]["primary_key"] == "id"
         # kedro-viz shows "filepath" as the location: database, table, then branch or ref.
-        assert described["filepath"] == f"{repo}:c@dev"
+        assert described["filepath"] == f"{repo.location}:c@dev"
         new = DoltTableDataset(database="data/wh", table="t", branch=NewBranch("exp"), ref="v1")
         assert new._describe()["filepath"] == "data/wh:t@v1"
         assert DoltTableDataset(database="data/wh", table="t")._describe()["filepath"] == (
@@ -382,7 +377,7 @@ class TestDatasetContract:
         assert (tmp_path / "data" / "wh" / ".dolt").is_dir()
 
     def test_preview(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args={"primary_key": "id"})
+        dataset = DoltTableDataset(**repo.args, table="c", save_args={"primary_key": "id"})
         dataset.save(companies)
         preview = dataset.preview(nrows=2)
         assert preview["columns"] == ["id", "name", "employees"]

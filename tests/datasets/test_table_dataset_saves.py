@@ -12,8 +12,10 @@ import pytest
 from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltTableDataset, MergeBranch
-from kedro_dolt.fingerprint import CACHE_DIR
-from tests.conftest import dolt, dolt_rows
+from tests.conftest import dolt, dolt_rows, engine_of
+
+#: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
+BOTH_ENGINES = True
 
 
 def frame(n: int = 1000) -> pd.DataFrame:
@@ -54,7 +56,7 @@ def same_table(repo: Path, expected: pd.DataFrame) -> None:
 
 @pytest.fixture
 def keyed(repo: Path) -> DoltTableDataset:
-    return DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
+    return DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
 
 
 class TestUnchanged:
@@ -70,7 +72,7 @@ class TestUnchanged:
         assert [b["name"] for b in dolt_rows(repo, "SELECT name FROM dolt_branches")] == ["main"]
 
     def test_keyless_unchanged_save_makes_no_commit(self, repo):
-        dataset = DoltTableDataset(database=str(repo), table="t")
+        dataset = DoltTableDataset(**repo.args, table="t")
         dataset.save(frame(50))
         before = head(repo)
         dataset.save(frame(50))
@@ -109,9 +111,7 @@ class TestSmallChange:
                 "v": pd.Series(["NULL", None, "z"], dtype=object),
             }
         )
-        dataset = DoltTableDataset(
-            database=str(repo), table="t", save_args={"primary_key": ["a", "b"]}
-        )
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": ["a", "b"]})
         dataset.save(data)
         changed = data.copy()
         changed.loc[2, "v"] = "NULL"
@@ -143,17 +143,22 @@ class TestSomeoneElseChangedTheTable:
 
     def test_merged_branch_then_save(self, repo, keyed):
         keyed.save(frame())
-        dolt(repo, "checkout", "-b", "side")
-        dolt(repo, "sql", "-q", "DELETE FROM t WHERE id < 5")
-        dolt(repo, "commit", "-am", "side deletes")
-        dolt(repo, "checkout", "main")
-        dolt(repo, "merge", "side")
+        dolt(
+            repo,
+            "sql",
+            "-q",
+            "CALL dolt_checkout('-b', 'side'); DELETE FROM t WHERE id < 5; "
+            "CALL dolt_commit('-am', 'side deletes'); CALL dolt_checkout('main'); "
+            "CALL dolt_merge('side');",
+        )
         keyed.save(frame())
         same_table(repo, frame())
 
     def test_fingerprint_file_lost_or_corrupt(self, repo, keyed):
         keyed.save(frame())
-        for path in (repo / CACHE_DIR).rglob("*.parquet"):
+        kept = list(engine_of(repo).transport.cache_dir.rglob("*.parquet"))
+        assert kept  # the save kept its fingerprint
+        for path in kept:
             path.write_bytes(b"garbage")
         changed = frame().assign(s="all new")
         keyed.save(changed)
@@ -163,9 +168,9 @@ class TestSomeoneElseChangedTheTable:
         """The delta is planned against the newest fingerprint, here the other branch's
         version of the table: the in-script guard refuses it and the save writes in full."""
         keyed.save(frame())
-        dolt(repo, "branch", "exp")
+        dolt(repo, "sql", "-q", "CALL dolt_branch('exp')")
         on_exp = DoltTableDataset(
-            database=str(repo), table="t", branch="exp", save_args={"primary_key": "id"}
+            **repo.args, table="t", branch="exp", save_args={"primary_key": "id"}
         )
         on_exp.save(frame().assign(s="exp"))
         wanted = frame()
@@ -188,7 +193,7 @@ class TestSomeoneElseChangedTheTable:
 class TestModes:
     def test_append_inserts_rows(self, repo):
         appending = DoltTableDataset(
-            database=str(repo), table="t", save_args={"primary_key": "id", "mode": "append"}
+            **repo.args, table="t", save_args={"primary_key": "id", "mode": "append"}
         )
         appending.save(frame(3))
         appending.save(frame(6).iloc[3:])
@@ -197,7 +202,7 @@ class TestModes:
 
     def test_append_of_an_existing_key_is_a_clear_error(self, repo):
         appending = DoltTableDataset(
-            database=str(repo), table="t", save_args={"primary_key": "id", "mode": "append"}
+            **repo.args, table="t", save_args={"primary_key": "id", "mode": "append"}
         )
         appending.save(frame(3))
         before = head(repo)
@@ -207,14 +212,14 @@ class TestModes:
         assert len(table_rows(repo)) == 3
 
     def test_append_keyless(self, repo):
-        appending = DoltTableDataset(database=str(repo), table="t", save_args={"mode": "append"})
+        appending = DoltTableDataset(**repo.args, table="t", save_args={"mode": "append"})
         appending.save(frame(2))
         appending.save(frame(2))
         assert dolt_rows(repo, "SELECT COUNT(*) AS n FROM t") == [{"n": 4}]
 
     def test_upsert_replaces_by_key_and_keeps_the_rest(self, repo):
         upserting = DoltTableDataset(
-            database=str(repo), table="t", save_args={"primary_key": "id", "mode": "upsert"}
+            **repo.args, table="t", save_args={"primary_key": "id", "mode": "upsert"}
         )
         upserting.save(frame(5))
         upserting.save(pd.DataFrame({"id": [1, 9], "x": [10.0, 90.0], "s": ["one", "nine"]}))
@@ -225,16 +230,14 @@ class TestModes:
 
     def test_upsert_needs_a_key(self, repo):
         with pytest.raises(DatasetError, match=r"upsert[\s\S]*primary_key[\s\S]*Fix"):
-            DoltTableDataset(database=str(repo), table="t", save_args={"mode": "upsert"})
+            DoltTableDataset(**repo.args, table="t", save_args={"mode": "upsert"})
 
     @pytest.mark.parametrize("mode", ["append", "upsert"])
     def test_mode_with_another_schema_is_refused(self, repo, mode):
-        DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"}).save(
-            frame(3)
-        )
+        DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"}).save(frame(3))
         before = head(repo)
         dataset = DoltTableDataset(
-            database=str(repo), table="t", save_args={"primary_key": "id", "mode": mode}
+            **repo.args, table="t", save_args={"primary_key": "id", "mode": mode}
         )
         with pytest.raises(DatasetError, match=rf"Cannot {mode} into table 't'[\s\S]*Fix"):
             dataset.save(frame(3).assign(extra=1))
@@ -242,15 +245,13 @@ class TestModes:
 
     def test_unknown_mode(self, repo):
         with pytest.raises(DatasetError, match=r"Invalid save_args.mode 'merge'[\s\S]*Fix"):
-            DoltTableDataset(database=str(repo), table="t", save_args={"mode": "merge"})
+            DoltTableDataset(**repo.args, table="t", save_args={"mode": "merge"})
 
     def test_upsert_through_merge_branch(self, repo):
-        DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"}).save(
-            frame(3)
-        )
+        DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"}).save(frame(3))
         start = head(repo)
         DoltTableDataset(
-            database=str(repo),
+            **repo.args,
             table="t",
             branch=MergeBranch(branch_from=start, merge_to="main"),
             save_args={"primary_key": "id", "mode": "upsert"},

@@ -15,6 +15,9 @@ from kedro_dolt.naming import run_id_time
 from tests.conftest import dolt, dolt_rows, state
 from tests.kedro_project import kedro_cli, make_project
 
+#: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
+BOTH_ENGINES = True
+
 KEY = {"primary_key": "id"}
 
 
@@ -24,19 +27,19 @@ def utc_now() -> str:
 
 class TestTimeRefs:
     def test_branch_at_a_time(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args=KEY)
+        dataset = DoltTableDataset(**repo.args, table="c", save_args=KEY)
         dataset.save(companies)
         time.sleep(0.05)
         between = utc_now()
         time.sleep(0.05)
         dataset.save(companies.assign(employees=0))
         for ref in (f"main@{{{between}}}", f"@{{{between.replace(' ', 'T')}}}"):
-            at = DoltTableDataset(database=str(repo), table="c", ref=ref).load()
+            at = DoltTableDataset(**repo.args, table="c", ref=ref).load()
             pd.testing.assert_frame_equal(at, companies)
 
     def test_time_before_the_table_existed(self, repo, companies):
-        DoltTableDataset(database=str(repo), table="c").save(companies)
-        dataset = DoltTableDataset(database=str(repo), table="c", ref="main@{2000-01-01}")
+        DoltTableDataset(**repo.args, table="c").save(companies)
+        dataset = DoltTableDataset(**repo.args, table="c", ref="main@{2000-01-01}")
         with pytest.raises(DatasetError, match="names no commit"):
             dataset.load()
         assert not dataset.exists()
@@ -49,7 +52,7 @@ class TestVersionArgument:
         runs = ["2026-11-24T07.01.12.421Z", "2026-11-24T08.00.00.000Z"]
         for run_id, frame in zip(runs, [companies, companies.assign(employees=0)], strict=True):
             DoltTableDataset(
-                database=str(repo), table="c", save_args=KEY, version=Version(None, run_id)
+                **repo.args, table="c", save_args=KEY, version=Version(None, run_id)
             ).save(frame)
         return runs
 
@@ -61,25 +64,23 @@ class TestVersionArgument:
         first_hash = dolt_rows(repo, "SELECT dolt_hashof('main~1') AS h")[0]["h"]
         dolt(repo, "tag", "good", first_hash)
         for value in (two_runs[0], first_hash, "good"):
-            loaded = DoltTableDataset(
-                database=str(repo), table="c", version=Version(value, None)
-            ).load()
+            loaded = DoltTableDataset(**repo.args, table="c", version=Version(value, None)).load()
             pd.testing.assert_frame_equal(loaded, companies)
-        latest = DoltTableDataset(database=str(repo), table="c", version=Version("main", None))
+        latest = DoltTableDataset(**repo.args, table="c", version=Version("main", None))
         assert latest.load()["employees"].tolist() == [0, 0, 0]
 
     def test_run_without_a_commit_reads_the_state_at_its_start(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args=KEY)
+        dataset = DoltTableDataset(**repo.args, table="c", save_args=KEY)
         dataset.save(companies)
         time.sleep(0.05)
         # A run that started now and saved nothing new for this table (no trailer of it).
         quiet_run = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H.%M.%S.%f")[:-3] + "Z"
         time.sleep(0.05)
         dataset.save(companies.assign(employees=0))
-        as_seen = DoltTableDataset(database=str(repo), table="c", version=Version(quiet_run, None))
+        as_seen = DoltTableDataset(**repo.args, table="c", version=Version(quiet_run, None))
         pd.testing.assert_frame_equal(as_seen.load(), companies)
         before_all = DoltTableDataset(
-            database=str(repo), table="c", version=Version("2000-01-01T00.00.00.000Z", None)
+            **repo.args, table="c", version=Version("2000-01-01T00.00.00.000Z", None)
         )
         with pytest.raises(DatasetError, match="made no commit of table"):
             before_all.load()
@@ -89,13 +90,13 @@ class TestVersionArgument:
 
     def test_bad_load_version(self, repo):
         with pytest.raises(DatasetError, match="Invalid load version"):
-            DoltTableDataset(database=str(repo), table="c", version=Version("a b", None))
+            DoltTableDataset(**repo.args, table="c", version=Version("a b", None))
 
 
 class TestTags:
     def test_tag_each_save(self, repo, companies):
         dataset = DoltTableDataset(
-            database=str(repo),
+            **repo.args,
             table="c",
             save_args={**KEY, "tag": "{table}-{run_id}"},
             version=Version(None, "2026-11-24T07.01.12.421Z"),
@@ -105,11 +106,11 @@ class TestTags:
         assert tags == [
             {"tag_name": "c-2026-11-24T07.01.12.421Z", "tag_hash": state(repo).heads["main"]}
         ]
-        ref = DoltTableDataset(database=str(repo), table="c", ref="c-2026-11-24T07.01.12.421Z")
+        ref = DoltTableDataset(**repo.args, table="c", ref="c-2026-11-24T07.01.12.421Z")
         pd.testing.assert_frame_equal(ref.load(), companies)
 
     def test_existing_tag_fails_before_saving(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args={"tag": "good"})
+        dataset = DoltTableDataset(**repo.args, table="c", save_args={"tag": "good"})
         dataset.save(companies)
         before = state(repo)
         with pytest.raises(DatasetError, match=r"Tag 'good' already exists.*nothing was saved"):
@@ -117,7 +118,7 @@ class TestTags:
         assert state(repo) == before
 
     def test_bad_tag_template_changes_nothing(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", save_args={"tag": "{nope}"})
+        dataset = DoltTableDataset(**repo.args, table="c", save_args={"tag": "{nope}"})
         with pytest.raises(DatasetError, match=r"placeholders \{run_id\}"):
             dataset.save(companies)
         assert not repo.exists()
