@@ -48,6 +48,7 @@ class DoltCommandError(DoltError):
         *,
         results: list[list[dict[str, Any]]] | None = None,
         transient: bool = False,
+        what: str | None = None,
     ) -> None:
         self.args_run = [mask_url_credentials(arg) for arg in args]  # `dolt clone URL`
         self.returncode = returncode
@@ -57,6 +58,6 @@ class DoltCommandError(DoltError):
         self.results = results or []
         self.transient = transient
         super().__init__(
-            f"`dolt {' '.join(self.args_run)}` failed with exit code {returncode}.",
+            what or f"`dolt {' '.join(self.args_run)}` failed with exit code {returncode}.",
             dolt_message=stderr,
         )

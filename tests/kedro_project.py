@@ -105,13 +105,13 @@ return {"__default__": pipeline([
 """
 
 
-def company_catalog(extra: str = "") -> str:
+def company_catalog(extra: str = "", database: str = "data/warehouse") -> str:
     """The catalog; ``extra`` is YAML added to every entry (indented by the caller)."""
     return "".join(
         f"""
 {name}:
   type: kedro_dolt.DoltTableDataset
-  database: data/warehouse
+  database: {database}
   table: {name}
   save_args:
     primary_key: {key}
@@ -120,13 +120,13 @@ def company_catalog(extra: str = "") -> str:
     )
 
 
-def company_project(root: Path, *, extra: str = "") -> Path:
+def company_project(root: Path, *, extra: str = "", database: str = "data/warehouse") -> Path:
     project = make_project(
         root,
         "companies_demo",
         nodes=COMPANY_NODES,
         pipeline=COMPANY_PIPELINE,
-        catalog=company_catalog(extra),
+        catalog=company_catalog(extra, database),
     )
     (project / "conf" / "base" / "parameters.yml").write_text("n: 3\nfail: false\n")
     return project

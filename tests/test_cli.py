@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from pathlib import Path
 
 import pytest
 
 from kedro_dolt.commits import parse_trailers
-from tests.conftest import dolt, dolt_rows
+from tests.conftest import ENGINES, ServerRepo, dolt, dolt_rows
 from tests.kedro_project import company_project, kedro_cli
+
+#: Every dataset of the server variant of the project is on the server.
+SERVER = "  credentials: dolt_server\n"
 
 
 def json_output(stdout: str):
@@ -30,14 +35,32 @@ def table_lines(stdout: str) -> list[str]:
     return [lines[rule - 1], lines[rule], *rows]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, dolt_home):
-    """Two runs; returns (project, first run id, second run id)."""
-    root = company_project(tmp_path_factory.mktemp("cli") / "proj")
+class Project(type(Path())):  # type: ignore[misc]
+    """The project's directory; ``repo`` is where its Dolt datasets live."""
+
+    repo: Path
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def project(request, tmp_path_factory, dolt_home):
+    """Two runs, on the local repository data/warehouse or (server) a database on the
+    session's dolt sql-server; returns (project, first run id, second run id)."""
+    where = tmp_path_factory.mktemp("cli") / "proj"
+    if request.param == "server":
+        server = request.getfixturevalue("shared_server")
+        repo: Path = ServerRepo.on(server, f"w{uuid.uuid4().hex[:12]}")
+        root = Project(company_project(where, extra=SERVER, database=repo.db))
+        (root / "conf" / "local" / "credentials.yml").write_text(
+            f"dolt_server:\n  con: {server.url()}\n"
+        )
+    else:
+        root = Project(company_project(where))
+        repo = root / "data" / "warehouse"
+    root.repo = repo
     for n in (3, 5):
         result = kedro_cli(root, "run", "--params", f"n={n}")
         assert result.returncode == 0, result.stderr
-    messages = dolt_rows(root / "data" / "warehouse", "SELECT message FROM dolt_log")
+    messages = dolt_rows(repo, "SELECT message FROM dolt_log")
     run_ids = sorted({parse_trailers(m["message"]).get("run_id") for m in messages} - {None})
     return root, run_ids[0], run_ids[1]
 
@@ -64,17 +87,17 @@ class TestStatus:
         rows = [line.split() for line in lines[2:]]
         assert [r[0] for r in rows] == ["companies", "company_stats", "countries"]
         assert all(
-            r[1] == "warehouse" and r[3] == "main" and r[5:] == ["True", "False"] for r in rows
+            r[1] == root.repo.name and r[3] == "main" and r[5:] == ["True", "False"] for r in rows
         )
 
     def test_json_sees_uncommitted_changes(self, project):
         root, *_ = project
-        database = root / "data" / "warehouse"
+        database = root.repo
         dolt(database, "sql", "-q", "DELETE FROM countries WHERE code = 'US'")
         try:
             data = json_output(run(root, "status", "--json"))
         finally:
-            dolt(database, "checkout", "countries")
+            dolt(database, "sql", "-q", "CALL dolt_checkout('countries')")
         by_name = {d["dataset"]: d for d in data}
         assert by_name["countries"]["uncommitted"] is True
         assert by_name["companies"]["uncommitted"] is False

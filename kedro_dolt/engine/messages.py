@@ -36,6 +36,11 @@ _FIXES: tuple[tuple[str, str], ...] = (
         "the value cannot be stored in that column type: clean or "
         "convert the column (inf/-inf are not storable in Dolt).",
     ),
+    (
+        "can not be used with mysql",
+        "the value cannot be stored in that column type: clean or "
+        "convert the column (inf/-inf are not storable in Dolt).",
+    ),
     ("out of range", "the value does not fit the column type: clean or convert the column."),
     (
         "branch not found",

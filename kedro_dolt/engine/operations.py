@@ -641,9 +641,10 @@ class SQLEngine:
             raise DoltCommandError(
                 exc.args_run,
                 exc.returncode,
-                f"{exc.dolt_message}\n(the head of {where} moved from {before} to {now} "
-                "meanwhile: another writer committed)",
+                f"{exc.dolt_message}\n(the head moved from {before} to {now} meanwhile)",
                 transient=True,
+                what=f"Cannot {action} on {where}: another writer committed to it first, "
+                "each time it was tried; nothing was changed.",
             ) from exc
         if is_transient(exc):
             raise exc  # nothing changed: with_retries tries again
@@ -730,7 +731,8 @@ class SQLEngine:
                 branch=branch,
             )
         changes = rows[0] if rows else []
-        columns = list(dict.fromkeys(key for row in changes for key in row))  # JSON drops NULLs
+        # Every key any row has (JSON drops NULLs), in one order whatever the transport.
+        columns = sorted({key for row in changes for key in row})
         return pd.DataFrame(changes, columns=columns)
 
     def table_history(

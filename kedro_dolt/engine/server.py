@@ -52,6 +52,8 @@ _CONNECT_FIXES = {
     2005: "check the host name in the credentials' con url.",
 }
 _PRIVILEGE_ERRORS = (1044, 1142, 1143, 1227, 1370)
+#: Dolt reports missing privileges as error 1105 with these messages.
+_PRIVILEGE_MESSAGES = ("access denied for user", "command denied to user")
 _TRANSIENT_ERRNOS = (1213,)
 _LOST = (2006, 2013)
 #: Rows per INSERT when the server has no LOCAL INFILE (~1 MB statements).
@@ -198,6 +200,23 @@ def connect(address: ServerAddress, *, local_infile: bool = False, database: str
         ) from exc
 
 
+def _refused(code: int, message: str, results: list[Rows] | None = None) -> DoltCommandError:
+    """A statement the server refused, as the engine's error (1213: try again)."""
+    return DoltCommandError(
+        ["sql"],
+        code,
+        message,
+        results=results,
+        transient=code in _TRANSIENT_ERRNOS,
+        what=f"The Dolt server refused a statement (MySQL error {code}).",
+    )
+
+
+def _denied(code: int, message: str) -> bool:
+    lowered = message.lower()
+    return code in _PRIVILEGE_ERRORS or any(m in lowered for m in _PRIVILEGE_MESSAGES)
+
+
 def _error_parts(exc: BaseException) -> tuple[int, str]:
     args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     if len(args) >= 2 and isinstance(args[0], int):
@@ -337,7 +356,7 @@ class ServerConnection:
             table = reader.read_sql(url, statement.rstrip(";"), return_type="arrow")
         except Exception as exc:  # connectorx raises RuntimeError with the server's message
             message = mask_url_credentials(str(exc)).replace(self.address.password or "\0", "***")
-            raise DoltCommandError(["sql"], 1, message) from exc
+            raise _refused(1105, message) from exc
         return _as_table(table)
 
     def run_query(self, database: str, revision: str, statement: str) -> pa.Table | None:
@@ -380,7 +399,10 @@ class ServerConnection:
                 connection.close()
             if isinstance(exc, _pymysql().err.MySQLError):
                 code, message = _error_parts(exc)
-                raise DoltCommandError(["sql"], code, message) from exc
+                error = _refused(code, message)
+                if code in _LOST or _denied(code, message):
+                    raise self._error(error, "The Dolt server refused or lost the session") from exc
+                raise error from exc
             raise
         _POOL.give(self.address, False, connection)
         return rows
@@ -412,14 +434,8 @@ class ServerConnection:
                 connection.close()
             if isinstance(exc, _pymysql().err.MySQLError):
                 code, message = _error_parts(exc)
-                error = DoltCommandError(
-                    ["sql"],
-                    code,
-                    message,
-                    results=[] if arrow else results,
-                    transient=code in _TRANSIENT_ERRNOS,
-                )
-                if code in _LOST or code in _CONNECT_FIXES or code in _PRIVILEGE_ERRORS:
+                error = _refused(code, message, [] if arrow else results)
+                if code in _LOST or code in _CONNECT_FIXES or _denied(code, message):
                     raise self._error(error, "The Dolt server refused or lost the session") from exc
                 raise error from exc
             raise
@@ -466,7 +482,7 @@ class ServerConnection:
 
     def _error(self, exc: DoltCommandError, what: str) -> DoltError:
         code = exc.returncode
-        if code in _PRIVILEGE_ERRORS:
+        if _denied(code, exc.dolt_message):
             fix = (
                 f"grant the user {self.address.user!r} the privileges kedro-dolt needs on "
                 f"{self.database!r} (e.g. GRANT ALL ON `{self.database}`.* TO "
