@@ -130,3 +130,24 @@ def company_project(root: Path, *, extra: str = "", database: str = "data/wareho
     )
     (project / "conf" / "base" / "parameters.yml").write_text("n: 3\nfail: false\n")
     return project
+
+
+def on_database(project: Path, repo: Path) -> Path:
+    """Point every Dolt dataset in ``project``'s catalog (``database: data/warehouse``) at the
+    test's ``repo``: a local repository, or a database on a dolt sql-server (then through
+    the credentials entry ``dolt_server`` in conf/local/credentials.yml)."""
+    catalog = project / "conf" / "base" / "catalog.yml"
+    text = catalog.read_text()
+    assert "database: data/warehouse" in text
+    server = getattr(repo, "server", None)
+    if server is not None:
+        text = text.replace(
+            "database: data/warehouse", f"database: {repo.db}\n  credentials: dolt_server"
+        )
+        (project / "conf" / "local" / "credentials.yml").write_text(
+            f"dolt_server:\n  con: {server.url()}\n"
+        )
+    else:
+        text = text.replace("database: data/warehouse", f"database: {repo}")
+    catalog.write_text(text)
+    return project

@@ -11,7 +11,10 @@ import pytest
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.commits import parse_trailers
 from tests.conftest import dolt_rows, state
-from tests.kedro_project import company_project, kedro_cli, make_project
+from tests.kedro_project import company_project, kedro_cli, make_project, on_database
+
+#: The tests taking ``repo`` run on the CLI and the server engine (see conftest).
+BOTH_ENGINES = True
 
 NODES = """
 import pandas as pd
@@ -114,23 +117,24 @@ class TestRunContext:
 
 class TestRunners:
     @pytest.mark.parametrize("runner", ["ParallelRunner", "ThreadRunner"])
-    def test_concurrent_nodes_all_land(self, tmp_path, runner):
+    def test_concurrent_nodes_all_land(self, tmp_path, runner, repo):
         project = make_project(
             tmp_path / "proj", "fan_out", nodes=NODES, pipeline=FAN_OUT, catalog=FAN_OUT_CATALOG
         )
+        on_database(project, repo)
         (project / "conf" / "base" / "parameters.yml").write_text(
             "".join(f"seed_{i}: {i}\n" for i in range(4))
         )
         result = kedro_cli(project, "run", "--runner", runner)
         assert result.returncode == 0, result.stderr
-        database = project / "data" / "warehouse"
+        database = repo
         messages = save_commits(database)
         assert len(messages) == 4
         assert {parse_trailers(m["message"])["node"] for m in messages} == {
             f"make_table_{i}" for i in range(4)
         }
         for i in range(4):
-            frame = DoltTableDataset(database=str(database), table=f"table_{i}").load()
+            frame = DoltTableDataset(**repo.args, table=f"table_{i}").load()
             pd.testing.assert_series_equal(frame["seed"], pd.Series([i] * 5, name="seed"))
 
 
@@ -145,16 +149,17 @@ def one_line(output: str) -> str:
 
 
 class TestRunLogs:
-    def test_info_lines_summary_and_manifest(self, tmp_path):
-        project = company_project(tmp_path / "proj")
+    def test_info_lines_summary_and_manifest(self, tmp_path, repo):
+        project = on_database(company_project(tmp_path / "proj"), repo)
         result = kedro_cli(project, "run")
         assert result.returncode == 0, result.stderr
         out = one_line(result.stdout + result.stderr)
+        at = re.escape(f"{repo.name}@main")
         assert re.search(
-            r"Dolt: saved companies -> warehouse@main \w{7}\.\.\w{7} \(\+3 ~0 -0 rows\)", out
+            rf"Dolt: saved companies -> {at} \w{{7}}\.\.\w{{7}} \(\+3 ~0 -0 rows\)", out
         )
-        assert re.search(r"Dolt: loaded companies <- warehouse@main \w{7} \(3 rows\)", out)
-        assert "Dolt summary for warehouse: branches main;" in out
+        assert re.search(rf"Dolt: loaded companies <- {at} \w{{7}} \(3 rows\)", out)
+        assert f"Dolt summary for {repo.name}: branches main;" in out
         assert "companies (1 commits, +3 ~0 -0)" in out
         [manifest] = manifests(project)
         assert manifest["status"] == "completed"
@@ -169,21 +174,20 @@ class TestRunLogs:
         assert {r["run_id"] for r in manifest["records"]} == {manifest["run_id"]}
         assert f"Dolt run manifest: {project / 'data' / 'kedro_dolt' / 'runs'}" in out
 
-    def test_second_run_reports_unchanged_and_diff_stats(self, tmp_path):
-        project = company_project(tmp_path / "proj")
+    def test_second_run_reports_unchanged_and_diff_stats(self, tmp_path, repo):
+        project = on_database(company_project(tmp_path / "proj"), repo)
         assert kedro_cli(project, "run").returncode == 0
         result = kedro_cli(project, "run", "--params", "n=5")
         out = one_line(result.stdout + result.stderr)
+        at = re.escape(f"{repo.name}@main")
+        assert re.search(rf"Dolt: saved countries -> {at} \w{{7}} \(unchanged, no commit\)", out)
         assert re.search(
-            r"Dolt: saved countries -> warehouse@main \w{7} \(unchanged, no commit\)", out
-        )
-        assert re.search(
-            r"Dolt: saved companies -> warehouse@main \w{7}\.\.\w{7} \(\+2 ~0 -0 rows\)", out
+            rf"Dolt: saved companies -> {at} \w{{7}}\.\.\w{{7}} \(\+2 ~0 -0 rows\)", out
         )
         assert re.search(r"saved company_stats .*\(\+0 ~2 -0 rows\)", out)
 
-    def test_manifest_under_parallel_runner(self, tmp_path):
-        project = company_project(tmp_path / "proj")
+    def test_manifest_under_parallel_runner(self, tmp_path, repo):
+        project = on_database(company_project(tmp_path / "proj"), repo)
         result = kedro_cli(project, "run", "--runner", "ParallelRunner")
         assert result.returncode == 0, result.stderr
         [manifest] = manifests(project)
@@ -191,22 +195,24 @@ class TestRunLogs:
         assert sorted(r["dataset"] for r in saves) == ["companies", "company_stats", "countries"]
         assert len(manifest["records"]) == 5
         assert {r["node"] for r in saves} == {"make_companies", "make_countries", "summarize"}
-        assert manifest["summary"][str(project / "data" / "warehouse")][
-            "tables_written"
-        ].keys() == {"companies", "countries", "company_stats"}
+        assert manifest["summary"][repo.location]["tables_written"].keys() == {
+            "companies",
+            "countries",
+            "company_stats",
+        }
 
-    def test_manifest_dir_from_dolt_yml(self, tmp_path):
-        project = company_project(tmp_path / "proj")
+    def test_manifest_dir_from_dolt_yml(self, tmp_path, repo):
+        project = on_database(company_project(tmp_path / "proj"), repo)
         (project / "conf" / "base" / "dolt.yml").write_text("manifest_dir: custom/manifests\n")
         assert kedro_cli(project, "run").returncode == 0
         assert len(list((project / "custom" / "manifests").glob("*.json"))) == 1
 
 
 class TestRunBranch:
-    def test_successful_run_merges_back(self, tmp_path):
-        project = company_project(tmp_path / "proj")
+    def test_successful_run_merges_back(self, tmp_path, repo):
+        project = on_database(company_project(tmp_path / "proj"), repo)
         assert kedro_cli(project, "run").returncode == 0
-        database = project / "data" / "warehouse"
+        database = repo
         main_before = state(database).heads["main"]
         result = kedro_cli(project, "run", "--params", "n=5,dolt_branch=exp-42,dolt_merge=true")
         assert result.returncode == 0, result.stderr
@@ -215,15 +221,15 @@ class TestRunBranch:
         assert after.heads["main"] != main_before
         assert dolt_rows(database, "SELECT COUNT(*) AS n FROM companies")[0]["n"] == 5
         out = one_line(result.stdout + result.stderr)
-        assert "Dolt: merged run branch exp-42 into warehouse@main" in out
+        assert f"Dolt: merged run branch exp-42 into {repo.name}@main" in out
         saves = [r for r in manifests(project)[-1]["records"] if r["kind"] == "save"]
         assert {r["branch"] for r in saves} == {"exp-42"}
         assert {r["base_branch"] for r in saves} == {"main"}
 
-    def test_failed_run_leaves_originals_untouched(self, tmp_path):
-        project = company_project(tmp_path / "proj")
+    def test_failed_run_leaves_originals_untouched(self, tmp_path, repo):
+        project = on_database(company_project(tmp_path / "proj"), repo)
         assert kedro_cli(project, "run").returncode == 0
-        database = project / "data" / "warehouse"
+        database = repo
         main_before = state(database).heads["main"]
         result = kedro_cli(
             project, "run", "--params", "n=5,fail=true,dolt_branch=exp-43,dolt_merge=true"
@@ -238,10 +244,10 @@ class TestRunBranch:
         assert "the Dolt data it saved is on branch 'exp-43'" in out
         assert manifests(project)[-1]["status"] == "failed"
 
-    def test_without_merge_the_run_branch_keeps_the_data(self, tmp_path):
-        project = company_project(tmp_path / "proj")
+    def test_without_merge_the_run_branch_keeps_the_data(self, tmp_path, repo):
+        project = on_database(company_project(tmp_path / "proj"), repo)
         assert kedro_cli(project, "run").returncode == 0
-        database = project / "data" / "warehouse"
+        database = repo
         main_before = state(database).heads["main"]
         assert kedro_cli(project, "run", "--params", "n=5,dolt_branch=exp-44").returncode == 0
         assert state(database).heads["main"] == main_before
