@@ -288,10 +288,10 @@ def _moto_server_binary() -> str | None:
 def aws_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """``aws://[table:bucket]/warehouse`` on a moto server, stopped when the test ends. The
     AWS SDK settings go in the environment, which every dolt child inherits."""
-    boto3 = pytest.importorskip("boto3", reason="needs the dev extra (moto[server])")
+    import boto3  # the dev extra's moto[server] brings it: a missing one fails, not skips
+
     binary = _moto_server_binary()
-    if binary is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    assert binary is not None, "moto_server is missing: `make python` (the dev extra) installs it"
     port = free_port()
     log = open(tmp_path / "moto.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
