@@ -27,7 +27,7 @@ from ..naming import (
     validate_ref,
     validate_table,
 )
-from ..remote import Remote
+from ..remote import Remote, with_credentials
 from ..schema import TableSchema
 from ..strategies import BranchStrategy, branch_strategy
 
@@ -166,7 +166,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 repository's checked-out branch.
             ref: What loads read: branch, tag, commit hash, ``X~N`` or ``X@{time}``.
                 Default: the strategy's branch. ``HEAD`` means that branch's head.
-            remote: A ``Remote`` or mapping ``{name, url, pull, push}``.
+            remote: A ``Remote`` or mapping ``{name, url, pull, push, user}``; the user's
+                password comes from ``credentials: {remote_password: ...}``.
             meta: A ``CallbackMeta`` or mapping ``{callback: "pkg.mod:fn", table: kedro_runs}``:
                 where this dataset's action records go besides the Kedro hook.
             load_args: ``columns``: a list of columns to load.
@@ -181,6 +182,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 "Name <email>"`` for the commits): the database is then the one named
                 ``database`` on that ``dolt sql-server``, reached over MySQL, instead of a
                 local repository. The password never appears in logs, errors or ``repr``.
+                ``remote_password``: the password of ``remote.user`` (CLI engine only: a
+                server reads it from its own ``DOLT_REMOTE_PASSWORD``).
             version: Set by Kedro for ``versioned: true``. Its load version (from
                 ``--load-versions``) is a commit hash, tag, branch or Kedro run id.
             metadata: Anything; kept for plugins such as kedro-viz, ignored by the dataset.
@@ -223,6 +226,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 "mode append or overwrite."
             )
         self._engine: DoltEngine = engine_for(database, credentials)
+        self._remote = with_credentials(self._remote, credentials)  # its remote_password
         self.metadata = metadata
 
     @property
@@ -359,7 +363,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if self._remote is not None:
             pushed = self._remote.push_branch(self._engine, outcome.branch)
             if pushed and tag:
-                self._engine.push(self._remote.name, tag)
+                self._remote.push_tag(self._engine, tag)
         self._record(
             "save",
             branch=outcome.branch,

@@ -328,15 +328,30 @@ class DoltProcess:
             self._authors[key] = f"{config['user.name']} <{config['user.email']}>"
         return self._authors[key]
 
-    def clone(self, url: str, *, remote: str, env: Mapping[str, str] | None = None) -> None:
-        """``dolt clone`` ``url`` into the database directory (which must not be a repo yet)."""
+    def clone(
+        self,
+        url: str,
+        *,
+        remote: str,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``dolt clone`` ``url`` into the database directory (which must not be a repo yet);
+        ``user`` logs in with ``--user`` (the password comes in ``env``, never as an argument)."""
         created = not self.database.exists()
         with repository_lock(self.database, exclusive=True):
             if self.exists():  # another process cloned first
                 return
             try:
                 self.command(
-                    ["clone", "--remote", validate_branch(remote, key="remote name"), url, "."],
+                    [
+                        "clone",
+                        "--remote",
+                        validate_branch(remote, key="remote name"),
+                        *(["--user", user] if user is not None else []),
+                        url,
+                        ".",
+                    ],
                     data_dir=False,
                     env=env,
                 )

@@ -34,7 +34,7 @@ from ..naming import (
 from ..schema import TableSchema, decode_table
 from . import statements as sql
 from .messages import explain, is_transient, translated, with_retries
-from .protocol import SAVE_MODES, Lineage
+from .protocol import SAVE_MODES, Lineage, RemoteAuth
 from .results import (
     CommitResult,
     DiffStat,
@@ -50,6 +50,19 @@ from .transport import Rows, Statement, Transport
 #: Engines built in this process by location, so run records (which name a database by its
 #: location) lead back to the engine, credentials included, that wrote them.
 _BUILT: dict[str, SQLEngine] = {}
+
+
+def _user_args(auth: RemoteAuth | None) -> str:
+    """``'--user', 'NAME', `` for a remote procedure call, or nothing."""
+    return f"'--user', {quote_string(auth.user)}, " if auth else ""
+
+
+def _password_env(auth: RemoteAuth | None) -> dict[str, str] | None:
+    """``DOLT_REMOTE_PASSWORD`` for the one ``dolt`` child that needs it (never os.environ,
+    never a command line); a server transport ignores it: the server reads its own."""
+    if auth is None or auth.password is None:
+        return None
+    return {"DOLT_REMOTE_PASSWORD": auth.password}
 
 
 class SQLEngine:
@@ -335,11 +348,14 @@ class SQLEngine:
             "https://, aws:// and gs:// remotes need their credentials (see the README).",
         )
 
-    def clone(self, url: str, *, remote: str) -> None:
+    def clone(self, url: str, *, remote: str, auth: RemoteAuth | None = None) -> None:
         """Clone ``url`` as this database (which must not exist yet)."""
-        self.transport.clone(url, remote=remote)
+        user = auth.user if auth else None
+        self.transport.clone(url, remote=remote, user=user, env=_password_env(auth))
 
-    def pull(self, remote: str, branch: str) -> MergeResult | None:
+    def pull(
+        self, remote: str, branch: str, *, auth: RemoteAuth | None = None
+    ) -> MergeResult | None:
         """Fetch ``remote`` and merge its ``branch`` into the local one (created if missing).
 
         ``None`` when the remote has no such branch yet. A conflict raises ``DoltError`` and
@@ -349,7 +365,7 @@ class SQLEngine:
         tracking = f"{remote}/{validate_branch(branch)}"
         rows = self._write(
             [
-                f"CALL dolt_fetch({name});",
+                f"CALL dolt_fetch({_user_args(auth)}{name});",
                 "SELECT name FROM dolt_remote_branches "
                 f"WHERE name = {quote_string('remotes/' + tracking)};",
                 f"SELECT name FROM dolt_branches WHERE name = {quote_string(branch)};",
@@ -357,6 +373,7 @@ class SQLEngine:
             what=f"Cannot fetch from remote {remote!r} of {self.location}.",
             fix="check the remote's url (`dolt remote -v`), that it is reachable and holds a "
             "Dolt database, and its credentials.",
+            env=_password_env(auth),
         )
         has_remote_branch, has_local_branch = bool(rows[1]), bool(rows[2])
         if not has_remote_branch:
@@ -369,15 +386,17 @@ class SQLEngine:
             tracking, branch, message=f"kedro-dolt: pull {tracking}", on_conflict="fail"
         )
 
-    def push(self, remote: str, branch: str) -> None:
+    def push(self, remote: str, branch: str, *, auth: RemoteAuth | None = None) -> None:
         """``dolt_push`` ``branch`` to ``remote``; a rejection raises ``DoltError`` whose
         ``dolt_message`` says "rejected" (never forced)."""
         self._write(
             [
-                f"CALL dolt_push({quote_string(validate_branch(remote, key='remote name'))}, "
+                f"CALL dolt_push({_user_args(auth)}"
+                f"{quote_string(validate_branch(remote, key='remote name'))}, "
                 f"{quote_string(validate_branch(branch))});"
             ],
             what=f"Cannot push {branch!r} to remote {remote!r}.",
+            env=_password_env(auth),
         )
 
     # -- tables -------------------------------------------------------------------------------

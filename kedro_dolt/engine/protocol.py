@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
@@ -23,6 +24,16 @@ from .results import (
 SAVE_MODES = ("overwrite", "append", "upsert")
 #: ``(lineage_table, row)`` to add in a save's commit, or ``None``.
 Lineage = tuple[str, dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class RemoteAuth:
+    """Who a remote operation (clone, fetch, pull, push) logs in as: Dolt's ``--user`` plus
+    ``DOLT_REMOTE_PASSWORD``. ``password`` ``None``: the transport cannot pass one (a server
+    reads its own environment) or the environment already holds it. Never shown in a repr."""
+
+    user: str
+    password: str | None = field(default=None, repr=False)
 
 
 class DoltEngine(Protocol):
@@ -52,9 +63,11 @@ class DoltEngine(Protocol):
     def remotes(self) -> dict[str, str]: ...
     def add_remote(self, name: str, url: str) -> None: ...
     def remove_remote(self, name: str) -> None: ...
-    def clone(self, url: str, *, remote: str) -> None: ...
-    def pull(self, remote: str, branch: str) -> MergeResult | None: ...
-    def push(self, remote: str, branch: str) -> None: ...
+    def clone(self, url: str, *, remote: str, auth: RemoteAuth | None = None) -> None: ...
+    def pull(
+        self, remote: str, branch: str, *, auth: RemoteAuth | None = None
+    ) -> MergeResult | None: ...
+    def push(self, remote: str, branch: str, *, auth: RemoteAuth | None = None) -> None: ...
     def tag(self, name: str, ref: str, message: str = "") -> None: ...
     def tags(self) -> dict[str, str]: ...
     def log(self, ref: str | None = None, limit: int | None = None) -> list[LogEntry]: ...

@@ -364,11 +364,20 @@ class ServerConnection:
         tables = self._script([use, statement], None, arrow=True, use=False)
         return tables[0] if tables else None
 
-    def clone(self, url: str, *, remote: str, env: Mapping[str, str] | None = None) -> None:
-        """``dolt_clone`` ``url`` as the database, on the server."""
+    def clone(
+        self,
+        url: str,
+        *,
+        remote: str,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``dolt_clone`` ``url`` as the database, on the server (``env`` cannot reach it: a
+        ``user``'s password is the server's own ``DOLT_REMOTE_PASSWORD``)."""
+        login = f"'--user', {quote_string(user)}, " if user is not None else ""
         try:
             self._run_plain(
-                f"CALL dolt_clone('--remote', {quote_string(validate_branch(remote))}, "
+                f"CALL dolt_clone({login}'--remote', {quote_string(validate_branch(remote))}, "
                 f"{quote_string(url)}, {quote_string(self.database)})"
             )
         except DoltCommandError as exc:
