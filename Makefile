@@ -48,6 +48,7 @@ lint: python
 # make bench BENCH_ARGS="--sizes 10000,100000 --repeats 3 --only save,load"
 bench: setup
 	$(PY) bench/bench_goals.py $(BENCH_ARGS)
+	$(PY) bench/bench_server.py $(BENCH_SERVER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo

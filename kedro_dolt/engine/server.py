@@ -143,26 +143,28 @@ _CONNECTION_CLASS: Any = None
 
 
 class _Pool:
-    """Idle connections per (address, database) in this process; emptied after a fork."""
+    """Idle connections of this process, each kept for the one database and branch (``""``
+    for none) its scripts use: a session that checked a branch out keeps it, so a session
+    is never handed to a script for another branch. Emptied after a fork."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[tuple[ServerAddress, bool], list[Any]] = {}
+        self._idle: dict[tuple[ServerAddress, bool, str], list[Any]] = {}
         self._pid = os.getpid()
 
-    def take(self, address: ServerAddress, local_infile: bool) -> Any:
+    def take(self, address: ServerAddress, local_infile: bool, where: str = "") -> Any:
         with self._lock:
             if self._pid != os.getpid():  # a forked worker: the parent's sockets are not ours
                 self._idle, self._pid = {}, os.getpid()
-            idle = self._idle.get((address, local_infile), [])
+            idle = self._idle.get((address, local_infile, where), [])
             if idle:
                 return idle.pop()
         return connect(address, local_infile=local_infile)
 
-    def give(self, address: ServerAddress, local_infile: bool, connection: Any) -> None:
+    def give(self, address: ServerAddress, local_infile: bool, where: str, connection: Any) -> None:
         with self._lock:
-            idle = self._idle.setdefault((address, local_infile), [])
-            if self._pid == os.getpid() and len(idle) < 8:
+            idle = self._idle.setdefault((address, local_infile, where), [])
+            if self._pid == os.getpid() and len(idle) < 4:
                 idle.append(connection)
                 return
         with contextlib.suppress(Exception):
@@ -264,6 +266,7 @@ class ServerConnection:
         self.database = database
         self._author = author
         self._local_infile: bool | None = None
+        self._exists = False
 
     @property
     def location(self) -> str:
@@ -283,11 +286,14 @@ class ServerConnection:
     # -- the transport ------------------------------------------------------------------
 
     def exists(self) -> bool:
+        if self._exists:
+            return True  # databases are not dropped under a pipeline; a miss is asked again
         rows = self._run_plain(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "
             f"{quote_string(self.database)}"
         )
-        return bool(rows)
+        self._exists = bool(rows)
+        return self._exists
 
     def require(self) -> None:
         if not self.exists():
@@ -413,19 +419,20 @@ class ServerConnection:
                     raise self._error(error, "The Dolt server refused or lost the session") from exc
                 raise error from exc
             raise
-        _POOL.give(self.address, False, connection)
+        _POOL.give(self.address, False, "", connection)
         return rows
 
     def _script(
         self, statements: Sequence[Statement], branch: str | None, *, arrow: bool, use: bool = True
     ) -> list[Rows] | list[pa.Table]:
         local = any(isinstance(s, Load) for s in statements) and self._uses_local_infile()
-        connection = _POOL.take(self.address, local)
+        db = f"{self.database}/{validate_branch(branch)}" if branch else self.database
+        where = db if use else ""
+        connection = _POOL.take(self.address, local, where)
         results: list[Any] = []
         try:
             with connection.cursor() as cursor, scratch.temp_dir() as tmp:
                 if use:
-                    db = f"{self.database}/{validate_branch(branch)}" if branch else self.database
                     cursor.execute(f"USE {quote_identifier(db)}")
                 for i, statement in enumerate(statements):
                     if isinstance(statement, Load):
@@ -448,13 +455,7 @@ class ServerConnection:
                     raise self._error(error, "The Dolt server refused or lost the session") from exc
                 raise error from exc
             raise
-        if any(isinstance(s, str) and "dolt_checkout" in s for s in statements):
-            # A session that checked out a branch keeps it, even for `USE db` (and a deleted
-            # one breaks its information_schema): never hand such a session to another script.
-            with contextlib.suppress(Exception):
-                connection.close()
-        else:
-            _POOL.give(self.address, local, connection)
+        _POOL.give(self.address, local, where, connection)
         return results
 
     def _load(self, connection: Any, cursor: Any, load: Load, local: bool, path: Path) -> None:
