@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # Without it every dolt start leaves a detached `dolt send-metrics` process behind.
 export DOLT_DISABLE_EVENT_FLUSH := 1
 
-.PHONY: setup dolt python browser test demo quickstart lint bench clean
+.PHONY: setup dolt python browser test demo demo-server quickstart lint bench clean
 
 setup: dolt python
 
@@ -36,6 +36,11 @@ test: setup browser lint
 demo: setup
 	KEDRO=$(abspath $(VENV))/bin/kedro scripts/demo
 
+# The same demo with every Dolt dataset on a local `dolt sql-server` (README: Outgrowing one
+# machine); the script starts the server and stops it when it ends.
+demo-server: setup
+	KEDRO=$(abspath $(VENV))/bin/kedro scripts/demo --server
+
 quickstart: setup
 	$(PY) examples/quickstart.py
 
@@ -53,3 +58,4 @@ bench: setup
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo
 	rm -rf demo_project/data/warehouse demo_project/data/remote demo_project/data/kedro_dolt
+	rm -rf demo_project/data/dolt-server

@@ -1,5 +1,6 @@
-"""End to end: the demo project run by ``scripts/demo`` (what ``make demo`` runs), and kedro-viz
-showing its Dolt tables, through the API and in headless Chromium."""
+"""End to end: the demo project run by ``scripts/demo`` (what ``make demo`` runs), the same on a
+``dolt sql-server`` (``scripts/demo --server``), and kedro-viz showing its Dolt tables, through
+the API and in headless Chromium."""
 
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
+import pymysql
 import pytest
+
+from tests.dolt_server import DoltServer
 
 REPO = Path(__file__).resolve().parent.parent
 KEDRO = str(Path(sys.executable).parent / "kedro")
@@ -31,30 +36,45 @@ DOLT_TABLES = [
 ]
 
 
-def run_demo(project: Path) -> str:
-    env = {**os.environ, "KEDRO": KEDRO}
-    env.pop("DOLT_ROOT_PATH", None)  # the demo brings its own Dolt identity
-    result = subprocess.run(
-        [str(REPO / "scripts" / "demo"), str(project)],
-        env=env,
+def demo_process(
+    project: Path, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``scripts/demo [flags] project``, as ``make demo`` runs it."""
+    full_env = {**os.environ, "KEDRO": KEDRO, **(env or {})}
+    full_env.pop("DOLT_ROOT_PATH", None)  # the demo brings its own Dolt identity
+    return subprocess.run(
+        [str(REPO / "scripts" / "demo"), *flags, str(project)],
+        env=full_env,
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
+
+
+def run_demo(project: Path) -> str:
+    result = demo_process(project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
+
+
+def copy_demo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A fresh copy of demo_project/ without anything a demo run made."""
+    project = tmp_path_factory.mktemp(name) / "demo_project"
+    shutil.copytree(
+        REPO / "demo_project",
+        project,
+        ignore=shutil.ignore_patterns(
+            "warehouse", "remote", "kedro_dolt", "dolt-server", ".dolt-home", ".viz"
+        ),
+    )
+    return project
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """A copy of demo_project/ after the demo ran in it; returns (project, demo output)."""
-    project = tmp_path_factory.mktemp("demo") / "demo_project"
-    shutil.copytree(
-        REPO / "demo_project",
-        project,
-        ignore=shutil.ignore_patterns("warehouse", "remote", "kedro_dolt", ".dolt-home", ".viz"),
-    )
+    project = copy_demo(tmp_path_factory, "demo")
     return project, run_demo(project)
 
 
@@ -117,6 +137,129 @@ class TestDemo:
         # 5 Dolt table saves per run on main, minus station_features (on its own branch).
         assert saves[0]["n"] == 8
         assert demo_rows(project, "SELECT COUNT(*) AS n FROM raw_readings")[0]["n"] == 75
+
+
+#: The demo user's password for the server demo (the script makes a random one without it).
+SERVER_PASSWORD = f"pw-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def server_demo(tmp_path_factory):
+    """A copy of demo_project/ after ``scripts/demo --server`` ran in it: (project, stdout)."""
+    project = copy_demo(tmp_path_factory, "server-demo")
+    result = demo_process(project, "--server", env={"DOLT_SERVER_PASSWORD": SERVER_PASSWORD})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert SERVER_PASSWORD not in result.stdout + result.stderr
+    return project, result.stdout
+
+
+def demo_servers(project: Path) -> list[int]:
+    """Pids of live processes started with the demo's server config (``scripts/demo`` passes
+    ``--config PROJECT/data/dolt-server/config.yaml``)."""
+    config = str(project / "data" / "dolt-server" / "config.yaml").encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and config in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:  # gone meanwhile
+            continue
+    return pids
+
+
+@pytest.fixture(scope="module")
+def served(server_demo):
+    """The demo's server data, served again after the demo stopped its server, as the demo's
+    user: a dict cursor in database ``warehouse``."""
+    project, _ = server_demo
+    with DoltServer.start(
+        project / "data" / "dolt-server" / "databases",
+        env={"DOLT_ROOT_PATH": str(project / ".dolt-home")},
+    ) as server:
+        conn = server.connect(
+            user="kedro",
+            password=SERVER_PASSWORD,
+            database="warehouse",
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+        with conn, conn.cursor() as cursor:
+            yield cursor
+
+
+def query(cursor, sql: str) -> list[dict]:
+    cursor.execute(sql)
+    return list(cursor.fetchall())
+
+
+class TestServerDemo:
+    def test_two_runs_on_the_server(self, server_demo):
+        project, out = server_demo
+        assert out.count("Pipeline execution completed successfully") == 2
+        assert re.search(r"dolt sql-server \(pid \d+\) on 127\.0\.0\.1:\d+", out)
+        assert re.search(
+            r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+50 ~0 -0 rows\)", out
+        )
+        assert re.search(
+            r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+25 ~1 -0 rows\)", out
+        )
+        assert "saved station_features -> warehouse@features" in out
+        assert "fast-forward into main" in out and ", pushed" in out
+        assert "queried station_rainfall <- warehouse@HEAD" in out
+        # Nothing went to the embedded repository.
+        assert not (project / "data" / "warehouse").exists()
+        assert (project / "data" / "remote").is_dir()
+
+    def test_log_diff_and_changed(self, server_demo):
+        _, out = server_demo
+        log = out.split("== kedro dolt log --env server")[1].split("== kedro dolt diff")[0]
+        run_ids = set(re.findall(r"\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z", log))
+        assert len(run_ids) == 2
+        for node in ("ingest", "clean", "build_features", "build_metrics", "report"):
+            assert log.count(f" {node} ") == 2
+        assert re.search(r"raw_readings \(raw_readings\) \w{8}\.\.main: \+25 ~1 -0 rows", out)
+        rerun = out.split("kedro run --from-inputs=")[1].splitlines()[0]
+        assert "raw_readings" in rerun
+
+    def test_server_stopped_and_no_password_kept(self, server_demo):
+        project, out = server_demo
+        pid = int(re.search(r"dolt sql-server \(pid (\d+)\)", out)[1])
+        assert f"Stopped the dolt sql-server (pid {pid})" in out
+        assert demo_servers(project) == []
+        manifests = list((project / "data" / "kedro_dolt" / "runs").glob("*.json"))
+        assert len(manifests) == 2
+        for manifest in manifests:
+            text = manifest.read_text()
+            assert "mysql://kedro@127.0.0.1:" in text and SERVER_PASSWORD not in text
+
+    def test_server_data(self, server_demo, served):
+        project, _ = server_demo
+        assert query(served, "SELECT COUNT(*) AS n FROM raw_readings")[0]["n"] == 75
+        features = "SELECT COUNT(*) AS n FROM `warehouse/features`.station_features"
+        assert query(served, features)[0]["n"] == 72
+        tags = query(served, "SELECT tag_name FROM dolt_tags")
+        assert len(tags) == 2 and all(t["tag_name"].startswith("raw-") for t in tags)
+        lineage = query(served, "SELECT rows_written FROM kedro_runs ORDER BY saved_at")
+        assert [r["rows_written"] for r in lineage] == [48, 72]
+        saves = query(
+            served,
+            "SELECT committer, email, message FROM dolt_log WHERE message LIKE 'kedro: save%'",
+        )
+        # 5 Dolt table saves per run on main, minus station_features (on its own branch).
+        assert len(saves) == 8
+        # The credentials' author, not the SQL user or the demo's Dolt identity.
+        assert {(c["committer"], c["email"]) for c in saves} == {
+            ("Weather pipeline", "pipeline@weather-stations.invalid")
+        }
+        runs = {re.search(r"Kedro-Run-Id: (\S+)", c["message"])[1] for c in saves}
+        manifests = {p.stem for p in (project / "data" / "kedro_dolt" / "runs").glob("*.json")}
+        assert runs == manifests and len(runs) == 2
+
+    def test_failed_run_stops_the_server(self, tmp_path_factory):
+        project = copy_demo(tmp_path_factory, "server-demo-fails")
+        result = demo_process(project, "--server", env={"KEDRO": "false"})  # kedro run fails
+        assert result.returncode != 0
+        assert "Stopped the dolt sql-server" in result.stdout
+        assert demo_servers(project) == []
 
 
 def free_port() -> int:
