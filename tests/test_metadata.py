@@ -12,6 +12,9 @@ from kedro_dolt import DoltTableDataset
 from kedro_dolt.metadata import ActionRecord, CallbackMeta
 from tests.conftest import dolt, dolt_rows, state
 
+#: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
+BOTH_ENGINES = True
+
 KEY = {"primary_key": "id"}
 received: list[ActionRecord] = []
 
@@ -46,7 +49,7 @@ class TestCallbackMeta:
     def test_callback_by_path_and_object_receive_each_record(self, repo, companies, path):
         for meta in (CallbackMeta(fn=path), CallbackMeta(fn=remember)):
             received.clear()
-            dataset = DoltTableDataset(database=str(repo), table="c", meta=meta, save_args=KEY)
+            dataset = DoltTableDataset(**repo.args, table="c", meta=meta, save_args=KEY)
             dataset.save(companies.assign(employees=len(str(meta))))
             dataset.load()
             assert [r.kind for r in received] == ["save", "load"]
@@ -56,7 +59,7 @@ class TestCallbackMeta:
             assert json.loads(json.dumps(save.to_dict()))["table"] == "c"
 
     def test_record_fields_of_a_save(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", meta=remember, save_args=KEY)
+        dataset = DoltTableDataset(**repo.args, table="c", meta=remember, save_args=KEY)
         dataset.save(companies)
         dataset.save(companies.assign(employees=[10, 201, 35]).head(2))
         second = received[-1]
@@ -80,10 +83,10 @@ class TestCallbackMeta:
     )
     def test_bad_configuration(self, repo, config, message):
         with pytest.raises(DatasetError, match=message):
-            DoltTableDataset(database=str(repo), table="c", meta=config)
+            DoltTableDataset(**repo.args, table="c", meta=config)
 
     def test_unimportable_callback_fails_before_writing(self, repo, companies):
-        dataset = DoltTableDataset(database=str(repo), table="c", meta="no_such_module:fn")
+        dataset = DoltTableDataset(**repo.args, table="c", meta="no_such_module:fn")
         with pytest.raises(
             DatasetError, match="Cannot import the meta callback 'no_such_module:fn'"
         ):
@@ -94,7 +97,7 @@ class TestCallbackMeta:
 class TestLineageTable:
     def test_row_in_the_same_commit_and_none_when_unchanged(self, repo, companies):
         dataset = DoltTableDataset(
-            database=str(repo), table="c", meta={"table": "kedro_runs"}, save_args=KEY
+            **repo.args, table="c", meta={"table": "kedro_runs"}, save_args=KEY
         )
         dataset.save(companies)
         head = state(repo).heads["main"]
