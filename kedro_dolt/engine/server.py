@@ -121,20 +121,38 @@ def _pymysql() -> Any:
 
 
 def _connection_class() -> Any:
-    """A PyMySQL connection that sends LOCAL INFILE data only for files this process asked
-    to load: a server cannot read any other client file through it."""
+    """A PyMySQL connection that sends LOCAL INFILE data only for the file this process is
+    loading right now: a server asking for any other client file gets an error instead."""
     pymysql = _pymysql()
+    from pymysql.connections import MySQLResult
+    from pymysql.protocol import LoadLocalPacketWrapper
+
+    class GuardedResult(MySQLResult):  # type: ignore[misc]
+        def _read_load_local_packet(self, first_packet: Any) -> Any:
+            wanted = LoadLocalPacketWrapper(first_packet).filename
+            name = wanted.decode("utf-8", "replace") if isinstance(wanted, bytes) else wanted
+            if name not in self.connection.allowed_files:
+                # The session is out of step now; the caller closes the connection.
+                raise pymysql.err.OperationalError(
+                    2000, f"the server asked for file {name!r}, which kedro-dolt is not loading"
+                )
+            return super()._read_load_local_packet(first_packet)
 
     class Connection(pymysql.connections.Connection):  # type: ignore[misc, name-defined]
         allowed_files: frozenset[str] = frozenset()
 
-        def _read_load_local_packet(self, first_packet: Any) -> Any:
-            requested = first_packet.filename.decode("utf-8", "replace")
-            if requested not in self.allowed_files:
-                raise pymysql.err.OperationalError(
-                    2000, f"the server asked for file {requested!r}, which kedro-dolt did not send"
-                )
-            return super()._read_load_local_packet(first_packet)
+        def _read_query_result(self, unbuffered: bool = False) -> Any:
+            # PyMySQL's own, with the guarded result (the LOAD LOCAL request is read there).
+            self._result = None
+            result = GuardedResult(self)
+            if unbuffered:
+                result.init_unbuffered_query()
+            else:
+                result.read()
+            self._result = result
+            if result.server_status is not None:
+                self.server_status = result.server_status
+            return result.affected_rows
 
     return Connection
 

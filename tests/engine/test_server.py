@@ -283,3 +283,27 @@ class TestConcurrentWriters:
         for n, table in enumerate(tables):
             last = server.execute(f"SELECT DISTINCT v FROM {table}", database="warehouse")
             assert last == [(n * 1000 + 2,)]
+
+
+class TestLocalInfileGuard:
+    def test_the_client_sends_only_the_file_it_is_loading(self, dolt_server_factory, tmp_path):
+        """A server may ask a LOCAL INFILE client for any file; kedro-dolt's connections
+        answer only for the rows file of the load in progress."""
+        from kedro_dolt.engine.server import connect
+
+        srv = dolt_server_factory(tmp_path / "data", local_infile=True)
+        srv.execute("CREATE DATABASE w", "CREATE TABLE w.t (line longtext)")
+        secret = tmp_path / "secret.txt"
+        secret.write_text("not for the server\n")
+        connection = connect(ServerAddress.from_con(srv.url()), local_infile=True)
+        try:
+            with pytest.raises(Exception, match="which kedro-dolt is not loading"):
+                connection.cursor().execute(f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE w.t")
+        finally:
+            connection.close()
+        assert srv.execute("SELECT COUNT(*) FROM w.t") == [(0,)]
+        allowed = connect(ServerAddress.from_con(srv.url()), local_infile=True)
+        allowed.allowed_files = frozenset({str(secret)})  # what a load sets for its own file
+        with allowed, allowed.cursor() as cursor:
+            cursor.execute(f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE w.t")
+        assert srv.execute("SELECT line FROM w.t") == [("not for the server",)]
