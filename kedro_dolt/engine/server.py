@@ -56,8 +56,8 @@ _PRIVILEGE_ERRORS = (1044, 1142, 1143, 1227, 1370)
 _PRIVILEGE_MESSAGES = ("access denied for user", "command denied to user")
 _TRANSIENT_ERRNOS = (1213,)
 _LOST = (2006, 2013)
-#: Rows per INSERT when the server has no LOCAL INFILE (~1 MB statements).
-INSERT_STATEMENT_BYTES = 1_000_000
+#: Idle sessions a process keeps open on servers, at most.
+MAX_IDLE = 16
 
 
 @dataclass(frozen=True)
@@ -180,13 +180,21 @@ class _Pool:
         return connect(address, local_infile=local_infile)
 
     def give(self, address: ServerAddress, local_infile: bool, where: str, connection: Any) -> None:
+        closing = [connection]
         with self._lock:
             idle = self._idle.setdefault((address, local_infile, where), [])
             if self._pid == os.getpid() and len(idle) < 4:
                 idle.append(connection)
-                return
-        with contextlib.suppress(Exception):
-            connection.close()
+                closing = []
+                # Bound the sessions held open on the server (one key per branch used).
+                while sum(map(len, self._idle.values())) > MAX_IDLE:
+                    oldest = next(key for key, held in self._idle.items() if held)
+                    closing.append(self._idle[oldest].pop(0))
+                    if not self._idle[oldest]:
+                        del self._idle[oldest]
+        for stale in closing:
+            with contextlib.suppress(Exception):
+                stale.close()
 
 
 _POOL = _Pool()

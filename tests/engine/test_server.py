@@ -307,3 +307,19 @@ class TestLocalInfileGuard:
         with allowed, allowed.cursor() as cursor:
             cursor.execute(f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE w.t")
         assert srv.execute("SELECT line FROM w.t") == [("not for the server",)]
+
+
+class TestSessions:
+    def test_idle_sessions_are_bounded(self, server):
+        """A session is kept per database and branch; a process writing to many branches
+        keeps at most MAX_IDLE of them open on the server."""
+        from kedro_dolt.engine import server as server_module
+
+        data = dataset(server)
+        data.save(frame())
+        for n in range(server_module.MAX_IDLE + 4):
+            dataset(server, branch={"strategy": "new", "name": f"b{n}"}).save(frame(n + 6))
+        held = server.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST")[0][0]
+        idle = sum(map(len, server_module._POOL._idle.values()))
+        assert idle <= server_module.MAX_IDLE
+        assert held <= server_module.MAX_IDLE + 2  # and the query's own session
