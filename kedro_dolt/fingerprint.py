@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,25 @@ class Fingerprint:
         except UnicodeEncodeError as exc:  # hashing encodes text as UTF-8
             raise unencodable(frame, exc) from exc
 
+    @classmethod
+    @contextlib.contextmanager
+    def hashing(cls, frame: pd.DataFrame, schema: TableSchema, ddl: str) -> Iterator[Hashing]:
+        """Compute :meth:`of` in a thread while the ``with`` body runs (a save that needs the
+        hashes only afterwards); on exit ``.fingerprint`` holds it, or ``None`` when hashing
+        failed (a fingerprint only saves time: the next save then writes the whole table)."""
+        job = Hashing()
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                job.fingerprint = cls.of(frame, schema, ddl)
+
+        thread = threading.Thread(target=run, name="kedro-dolt-hashing", daemon=True)
+        thread.start()
+        try:
+            yield job
+        finally:
+            thread.join()
+
     def extended(self, added: Fingerprint) -> Fingerprint:
         """After an append of ``added``'s rows."""
         keys = pd.concat([self.keys, added.keys], ignore_index=True)
@@ -81,6 +102,12 @@ class Fingerprint:
             and len(self.hashes) == len(other.hashes)
             and np.array_equal(np.sort(self.hashes), np.sort(other.hashes))
         )
+
+
+class Hashing:
+    """The result of :meth:`Fingerprint.hashing`, set when its ``with`` block ends."""
+
+    fingerprint: Fingerprint | None = None
 
 
 @dataclass(frozen=True)

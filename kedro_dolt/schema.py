@@ -263,9 +263,17 @@ def write_rows(path: Path, frame: pd.DataFrame, schema: TableSchema) -> frozense
     UTF-8), a chunk at a time; return the columns written with :data:`TEXT_PREFIX`."""
     prefixed = null_text_columns(frame, schema)
     with path.open("wb") as out:
-        for chunk in _chunks(frame, schema, prefixed, CHUNK_ROWS):
+        for chunk in encode_rows(frame, schema, prefixed):
             out.write(chunk)
     return prefixed
+
+
+def encode_rows(
+    frame: pd.DataFrame, schema: TableSchema, prefixed: frozenset[str], size: int = CHUNK_ROWS
+) -> Iterator[bytes]:
+    """``frame`` as LOAD DATA input, ``size`` rows at a time (``prefixed``: the columns of
+    :func:`null_text_columns`), for a writer that streams them while Dolt reads."""
+    return _chunks(frame, schema, prefixed, size)
 
 
 def null_text_columns(frame: pd.DataFrame, schema: TableSchema) -> frozenset[str]:

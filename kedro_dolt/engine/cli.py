@@ -1,7 +1,8 @@
 """The embedded engine: the ``dolt`` command line on a local repository directory.
 
 Each script runs as one ``dolt --branch B sql`` process reading the statements on stdin;
-rows to load go through a temp file and ``LOAD DATA INFILE``. Every process holds the
+rows to load are streamed through a named pipe that ``LOAD DATA INFILE`` reads while a
+thread encodes them (:class:`RowFeed`). Every process holds the
 repository lock (:mod:`kedro_dolt.locking`): Dolt opens a repository read-only when another
 process holds it.
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -20,7 +23,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from io import BytesIO
 from pathlib import Path
@@ -33,7 +38,7 @@ from .. import scratch
 from ..errors import DoltCommandError, DoltError
 from ..locking import repository_lock
 from ..naming import validate_branch
-from ..schema import load_data_statement, write_rows
+from ..schema import encode_rows, load_data_statement, null_text_columns
 from .messages import dolt_summary, explain, translated, with_retries
 from .operations import SQLEngine
 from .transport import Load, Rows, Statement
@@ -108,6 +113,97 @@ def json_results(out: bytes) -> list[Rows]:
     return results
 
 
+#: Linux ``fcntl`` command to resize a pipe's buffer (fewer wake-ups of reader and writer).
+_F_SETPIPE_SZ = 1031
+_PIPE_SIZE = 1 << 20
+
+
+class RowFeed:
+    """Writes the rows of a script's loads into named pipes, in statement order, from a
+    thread, while the ``dolt`` process reads them with ``LOAD DATA INFILE``: encoding overlaps
+    Dolt's load, and no file of rows is ever written whole.
+
+    A failure of the writer (text that cannot be encoded, say) kills the ``dolt`` process
+    *before* the pipe is closed: Dolt never sees the end of a cut-short input, so a truncated
+    load can never be committed. The scratch branch the killed script made is removed by the
+    caller like that of any failed script.
+    """
+
+    def __init__(self) -> None:
+        self._pipes: list[tuple[Path, Iterable[bytes]]] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._pipes)
+
+    def add(self, path: Path, chunks: Iterable[bytes]) -> None:
+        os.mkfifo(path, 0o600)
+        self._pipes.append((path, chunks))
+
+    def start(self, proc: subprocess.Popen[bytes]) -> None:
+        self._thread = threading.Thread(
+            target=self._feed, args=(proc,), name="kedro-dolt-rows", daemon=True
+        )
+        self._thread.start()
+
+    def finish(self) -> None:
+        """Stop waiting for a reader (the ``dolt`` process has ended) and join the writer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _open(self, path: Path, proc: subprocess.Popen[bytes]) -> int | None:
+        """The pipe's write end once ``dolt`` opens it to read; ``None`` if it never will."""
+        while True:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+            else:
+                os.set_blocking(fd, True)
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+                return fd
+            if self._stop.is_set() or proc.poll() is not None:
+                return None  # the script failed before this load
+            time.sleep(0.002)
+
+    def _feed(self, proc: subprocess.Popen[bytes]) -> None:
+        for path, chunks in self._pipes:
+            fd = None
+            try:
+                rows = iter(chunks)
+                first = next(rows, b"")  # encoded while dolt starts
+                fd = self._open(path, proc)
+                if fd is None:
+                    return
+                for chunk in _chained(first, rows):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+            except BrokenPipeError:
+                return  # dolt stopped reading: its own error says why
+            except BaseException as exc:
+                self.error = exc
+                # Before the pipe closes: an end of input now would look like the last row.
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                proc.wait()
+                return
+            finally:
+                if fd is not None:
+                    os.close(fd)
+
+
+def _chained(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
 class DoltProcess:
     """Runs scripts as ``dolt`` processes on the repository at ``database``."""
 
@@ -144,27 +240,44 @@ class DoltProcess:
         cwd: str | os.PathLike[str] | None = None,
         data_dir: bool = True,
         env: Mapping[str, str] | None = None,
+        feed: RowFeed | None = None,
     ) -> bytes:
-        """Run ``dolt ARGS``; its stdout, or ``DoltCommandError`` with its message."""
+        """Run ``dolt ARGS``; its stdout, or ``DoltCommandError`` with its message.
+        ``feed`` writes rows into the script's named pipes while it runs."""
         cmd = [self.binary, *(["--data-dir", str(self.database)] if data_dir else []), *args]
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 cmd,
-                input=stdin,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 cwd=cwd or self.database,
-                capture_output=True,
-                check=False,
                 env=child_env(env),
                 preexec_fn=_die_with_parent,
             )
         except FileNotFoundError as exc:
             raise DoltError(f"Cannot run {cmd[0]!r}: {exc}.", fix=INSTALL_HINT) from exc
-        if proc.returncode != 0:
-            message = (proc.stderr or proc.stdout).decode("utf-8", "replace")
+        try:
+            if feed:
+                feed.start(proc)
+            out, err = proc.communicate(stdin)
+        finally:
+            if proc.poll() is None:  # interrupted: the child must not outlive the call
+                proc.kill()
+                proc.wait()
+            if feed:
+                feed.finish()
+        if feed and feed.error is not None:
             raise DoltCommandError(
-                list(args), proc.returncode, dolt_summary(message), stdout=proc.stdout
-            )
-        return proc.stdout
+                list(args),
+                proc.returncode,
+                f"kedro-dolt stopped the load, so nothing it wrote was kept: {feed.error}",
+                stdout=out,
+            ) from feed.error
+        if proc.returncode != 0:
+            message = (err or out).decode("utf-8", "replace")
+            raise DoltCommandError(list(args), proc.returncode, dolt_summary(message), stdout=out)
+        return out
 
     def _sql(
         self,
@@ -174,10 +287,11 @@ class DoltProcess:
         fmt: str,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        feed: RowFeed | None = None,
     ) -> bytes:
         args = (["--branch", branch] if branch else []) + ["sql", "-r", fmt]
         # Scripts go on stdin: a -q argument is capped at 128 KiB by Linux.
-        return self.command(args, stdin=script.encode("utf-8"), cwd=cwd, env=env)
+        return self.command(args, stdin=script.encode("utf-8"), cwd=cwd, env=env, feed=feed)
 
     # -- the transport ------------------------------------------------------------------
 
@@ -194,9 +308,9 @@ class DoltProcess:
         statement is idempotent)."""
 
         def attempt() -> list[Rows]:
-            with self._rendered(statements) as (script, cwd):
+            with self._rendered(statements) as (script, cwd, feed):
                 try:
-                    out = self._sql(script, branch=branch, fmt="json", cwd=cwd, env=env)
+                    out = self._sql(script, branch=branch, fmt="json", cwd=cwd, env=env, feed=feed)
                 except DoltCommandError as exc:
                     exc.results = json_results(exc.stdout)
                     raise
@@ -231,17 +345,21 @@ class DoltProcess:
         return pq.read_table(BytesIO(data)) if data else None
 
     @contextlib.contextmanager
-    def _rendered(self, statements: Sequence[Statement]) -> Iterator[tuple[str, str | None]]:
-        """The script's text; each :class:`Load` becomes a temp file and a LOAD DATA."""
+    def _rendered(
+        self, statements: Sequence[Statement]
+    ) -> Iterator[tuple[str, str | None, RowFeed | None]]:
+        """The script's text; each :class:`Load` becomes a named pipe in a temp dir (removed
+        afterwards, whatever happens), a LOAD DATA reading it, and the rows the feed writes."""
         if not any(isinstance(s, Load) for s in statements):
-            yield "\n".join(s for s in statements if isinstance(s, str) and s), None
+            yield "\n".join(s for s in statements if isinstance(s, str) and s), None, None
             return
         with scratch.temp_dir() as tmp:
-            lines = []
+            lines, feed = [], RowFeed()
             for i, statement in enumerate(statements):
                 if isinstance(statement, Load):
                     path = Path(tmp) / f"rows-{i}.tsv"
-                    prefixed = write_rows(path, statement.frame, statement.schema)
+                    prefixed = null_text_columns(statement.frame, statement.schema)
+                    feed.add(path, encode_rows(statement.frame, statement.schema, prefixed))
                     statement = load_data_statement(
                         statement.table,
                         statement.schema,
@@ -252,7 +370,7 @@ class DoltProcess:
                     statement += ";"
                 if statement:
                     lines.append(statement)
-            yield "\n".join(lines), tmp
+            yield "\n".join(lines), tmp, feed
 
     # -- the repository -------------------------------------------------------------------
 

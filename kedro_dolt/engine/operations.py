@@ -490,8 +490,23 @@ class SQLEngine:
         author = self.author()
         scratch.remove_stale_temp_dirs()
         store = FingerprintStore(self.transport.cache_dir)
-        fingerprint = Fingerprint.of(frame, schema, schema.ddl(table))
         latest = store.latest(table)
+        if mode == "overwrite" and latest is None:
+            # Nothing to compare the rows with: hash them while Dolt loads them.
+            with Fingerprint.hashing(frame, schema, schema.ddl(table)) as hashed:
+                result = self._save(
+                    table,
+                    schema,
+                    target,
+                    [
+                        *sql.full_body(table, schema, frame, mode),
+                        *sql.finish_statements(table, message, author, lineage),
+                    ],
+                )
+            if hashed.fingerprint is not None:
+                self._remember(store, table, result, None, hashed.fingerprint, mode)
+            return result
+        fingerprint = Fingerprint.of(frame, schema, schema.ddl(table))
         old: tuple[str, Fingerprint] | None = None  # (table hash, its fingerprint)
         if mode != "overwrite" or (latest and latest[1].same_rows(fingerprint)):
             # Modes check the schema; an unchanged-looking frame must match the head's rows.
