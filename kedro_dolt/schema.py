@@ -393,12 +393,57 @@ def _cast(series: pd.Series, column: Column) -> pd.Series:
     return series.astype(dtype)
 
 
+def _text_type(sql_type: str) -> pa.DataType | None:
+    """The Arrow type whose parser reads Dolt's CSV text of a ``sql_type`` value exactly;
+    ``None`` for text columns (kept as they are)."""
+    base = re.sub(r"\(.*?\)", "", sql_type).strip()
+    if base == "float":
+        return pa.float32()  # parsed as float32 directly: no double rounding
+    if base in ("double", "real", "decimal"):
+        return pa.float64()
+    if base.split()[0] in ("tinyint", "smallint", "mediumint", "int", "bigint"):
+        return pa.uint64() if base.endswith("unsigned") else pa.int64()
+    if base in ("datetime", "date"):
+        return pa.timestamp("us")
+    return None
+
+
+#: Column types whose values ``dolt sql -r csv`` writes as text that reads back exactly.
+_CSV_TEXT = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
+
+
+def exact_from_text(table: pa.Table, schema: TableSchema) -> bool:
+    """Whether ``table``'s columns either arrived typed or are text that
+    :func:`decode_table` turns into the values exactly (otherwise read them typed)."""
+    for column in schema.columns:
+        if not pa.types.is_string(table.schema.field(column.name).type):
+            continue
+        base = re.sub(r"\(.*?\)", "", column.sql_type).strip()
+        if base not in _CSV_TEXT and _text_type(column.sql_type) is None:
+            return False
+    return True
+
+
+def _typed(table: pa.Table, schema: TableSchema) -> pa.Table:
+    """Text columns (from CSV) converted to their SQL types with Arrow's exact parsers."""
+    for column in schema.columns:
+        index = table.schema.get_field_index(column.name)
+        target = _text_type(column.sql_type)
+        if target is not None and pa.types.is_string(table.schema.field(index).type):
+            table = table.set_column(index, column.name, table.column(index).cast(target))
+    return table
+
+
 def decode_table(table: pa.Table, schema: TableSchema | None = None) -> pd.DataFrame:
     """Turn Dolt's Arrow output into a DataFrame with the dtypes ``schema`` records.
 
-    Without a schema (ad-hoc SQL) dtypes follow Arrow's: integers become int64 (Int64 where
-    NULLs occur), decimals float64 as in ``pandas.read_sql``, timestamps datetime64[ns].
+    With a schema, columns may also arrive as text (``dolt sql -r csv``): they are parsed as
+    their SQL type first. Without a schema (ad-hoc SQL) dtypes follow Arrow's: integers
+    become int64 (Int64 where NULLs occur), decimals float64 as in ``pandas.read_sql``,
+    timestamps datetime64[ns].
     """
+    if schema is not None:
+        table = _typed(table, schema)
     frame = table.to_pandas(types_mapper=_arrow_to_nullable)
     if schema is not None:
         for column in schema.columns:

@@ -13,6 +13,7 @@ doltcli 0.2.2 runs commands without stdin, decodes stdout as text (no Parquet), 
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
 import errno
 import fcntl
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from io import BytesIO
@@ -32,12 +34,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .. import scratch
 from ..errors import DoltCommandError, DoltError
 from ..locking import repository_lock
-from ..naming import validate_branch
+from ..naming import quote_string, validate_branch
 from ..schema import encode_rows, load_data_statement, null_text_columns
 from .messages import dolt_summary, explain, translated, with_retries
 from .operations import SQLEngine
@@ -98,6 +101,50 @@ def parquet_results(data: bytes) -> list[pa.Table]:
                 end = data.find(b"PAR1PAR1", end + 1)
         start = stop
     return tables
+
+
+#: The header of the marker result set that separates statements in a CSV script's output.
+_MARK = "kedro_dolt_result"
+
+
+def csv_results(data: bytes, token: str) -> list[pa.Table]:
+    """The result sets of a ``dolt sql -r csv`` script whose statements are each followed by
+    ``SELECT token AS kedro_dolt_result``: one table of text columns per statement that
+    returned rows (header included even for no rows).
+
+    Dolt writes NULL as an empty field and the empty string as ``""``, so the text comes
+    back exact: :func:`~kedro_dolt.schema.decode_table` converts it to the columns' types.
+    """
+    mark = f"{_MARK}\n{token}\n".encode()
+    tables, start = [], 0
+    while start <= len(data):
+        end = data.find(mark, start)
+        while end > 0 and data[end - 1 : end] != b"\n":  # not at a line start: not ours
+            end = data.find(mark, end + 1)
+        piece = data[start : len(data) if end == -1 else end]
+        if piece:
+            tables.append(_read_csv(piece))
+        if end == -1:
+            break
+        start = end + len(mark)
+    return tables
+
+
+def _read_csv(piece: bytes) -> pa.Table:
+    end = piece.find(b"\n")
+    while end != -1 and piece[:end].count(b'"') % 2:  # a newline inside a quoted name
+        end = piece.find(b"\n", end + 1)
+    header = next(csv.reader([piece[: len(piece) if end == -1 else end].decode("utf-8")]), [])
+    return pacsv.read_csv(
+        pa.BufferReader(piece),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
 def json_results(out: bytes) -> list[Rows]:
@@ -325,8 +372,12 @@ class DoltProcess:
         self, statements: Sequence[str], rows_at: Callable[[str | None], str], *, branch: str | None
     ) -> list[pa.Table]:
         # One dolt start; under the shared lock nothing moves between the statements, so
-        # the rows may be read at the ref as given.
-        return self.run_arrow([*statements, rows_at(None)], branch=branch)
+        # the rows may be read at the ref as given. CSV: Dolt writes it about twice as fast
+        # as Parquet, and its text is exact (see csv_results).
+        token = uuid.uuid4().hex
+        mark = f"SELECT {quote_string(token)} AS {_MARK};"
+        script = "\n".join(f"{s}\n{mark}" for s in statements) + "\n" + rows_at(None)
+        return csv_results(self._sql(script, branch=branch, fmt="csv"), token)
 
     def run_query(self, database: str, revision: str, statement: str) -> pa.Table | None:
         """One read-only statement in the revision database ``database/revision``, while

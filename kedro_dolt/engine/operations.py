@@ -31,7 +31,7 @@ from ..naming import (
     validate_ref,
     validate_table,
 )
-from ..schema import TableSchema, decode_table
+from ..schema import TableSchema, decode_table, exact_from_text
 from . import statements as sql
 from .messages import explain, is_transient, translated, with_retries
 from .protocol import SAVE_MODES, Lineage, RemoteAuth
@@ -443,9 +443,25 @@ class SQLEngine:
         head, described, leftovers, rows = results
         start = head.to_pylist()[0]
         schema = TableSchema.from_show_columns(described.to_pylist()).select(columns)
+        if not exact_from_text(rows, schema):  # a column type only a typed format keeps
+            rows = self._typed_rows(table, str(start["h"]), branch, columns, limit)
         self._clear_debris([r["name"] for r in leftovers.to_pylist()])
         frame = decode_table(rows, schema)
         return TableRead(str(start["h"]), schema, frame, str(start.get("b") or ""))
+
+    def _typed_rows(
+        self,
+        table: str,
+        commit: str,
+        branch: str | None,
+        columns: Sequence[str] | None,
+        limit: int | None,
+    ) -> Any:
+        """The rows at ``commit`` in the transport's typed format (Parquet for the CLI)."""
+        with self.transport.lock(exclusive=False), translated(f"Cannot load table {table!r}."):
+            return self.transport.run_arrow(
+                [sql.rows_statement(table, commit, columns, limit)], branch=branch
+            )[0]
 
     def _clear_debris(self, branches: Sequence[str]) -> None:
         """After a read: remove what crashed saves left (only when there is any)."""
