@@ -153,6 +153,17 @@ class TestCSVRead:
         pd.testing.assert_frame_equal(read.frame, expected)
         assert read.frame["d"].tolist()[0] == 1.105
 
+    def test_small_reads_and_values_longer_than_a_block(self, repo, monkeypatch):
+        monkeypatch.setattr(cli_module, "_READ_SIZE", 7)
+        monkeypatch.setattr(cli_module, "_BLOCK_SIZE", 1 << 10)
+        data = frame(300)
+        data.loc[150, "s"] = "long\n" * 2000  # 10 KB: spans several blocks
+        dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
+        dataset.save(data)
+        pd.testing.assert_frame_equal(dataset.load(), data)
+        read = DoltCLIEngine(repo).read_table("t", ref="main", limit=0)
+        assert len(read.frame) == 0 and list(read.frame.columns) == ["id", "v", "s"]
+
     def test_result_sets_split_at_the_marker_only(self):
         token = "abc123"
         mark = f"kedro_dolt_result\n{token}\n"

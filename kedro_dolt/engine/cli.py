@@ -18,6 +18,7 @@ import ctypes
 import errno
 import fcntl
 import functools
+import io
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from io import BytesIO
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -46,6 +47,8 @@ from ..schema import encode_rows, load_data_statement, null_text_columns
 from .messages import dolt_summary, explain, translated, with_retries
 from .operations import SQLEngine
 from .transport import Load, Rows, Statement
+
+T = TypeVar("T")
 
 BINARY_ENV = "KEDRO_DOLT_BINARY"
 INSTALL_HINT = (
@@ -148,20 +151,105 @@ def csv_results(data: bytes, token: str) -> list[pa.Table]:
     return tables
 
 
-def _read_csv(piece: bytes) -> pa.Table:
+_READ_SIZE = 1 << 20
+
+
+#: Arrow parses CSV in blocks of this size; a row longer than a block needs one block.
+_BLOCK_SIZE = 4 << 20
+
+
+class _Chained(io.RawIOBase):
+    """``head`` then the rest of ``stream``, as one raw stream (for Arrow's CSV reader),
+    keeping what it handed out so the whole can be parsed again (:meth:`everything`)."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        self._head, self._stream = memoryview(head), stream
+        self._seen = [head]
+
+    def everything(self) -> bytes:
+        """All of it: what was read so far and the rest of the stream."""
+        return b"".join([*self._seen, self._stream.read()])
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read1(len(buffer))  # type: ignore[attr-defined]
+        self._seen.append(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def stream_csv_results(stream: IO[bytes], token: str, count: int) -> list[pa.Table]:
+    """:func:`csv_results` of a script whose first ``count`` statements are each followed by
+    the marker and whose last statement (the rows) is not, read from ``stream`` as ``dolt``
+    writes it: the rows are parsed while Dolt still writes them."""
+    mark = f"{_MARK}\n{token}\n".encode()
+    buffer, found, search = bytearray(), 0, 0
+    while found < count:
+        end = buffer.find(mark, search)
+        if end == -1:
+            chunk = stream.read1(_READ_SIZE)  # type: ignore[attr-defined]
+            if not chunk:
+                raise DoltError("dolt's output ended before its last result set.")
+            search = max(search, len(buffer) - len(mark))
+            buffer += chunk
+            continue
+        search = end + len(mark)
+        if end == 0 or buffer[end - 1] == 0x0A:  # at a line start: ours
+            found += 1
+    head = csv_results(bytes(buffer[:search]), token)
+    rest = bytes(buffer[search:])
+    while b"\n" not in rest:  # the rows' header line, for the column names
+        chunk = stream.read1(_READ_SIZE)  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        rest += chunk
+    if not rest:
+        return head
+    raw = _Chained(rest, stream)
+    try:
+        reader = pacsv.open_csv(
+            io.BufferedReader(raw, _READ_SIZE),
+            read_options=pacsv.ReadOptions(block_size=_BLOCK_SIZE),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=_text_options(_header(rest)),
+        )
+        rows = reader.read_all()
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            raise
+        rows = _read_csv(raw.everything())  # a value longer than a block: one block
+    return [*head, rows]
+
+
+def _header(piece: bytes) -> list[str]:
     end = piece.find(b"\n")
     while end != -1 and piece[:end].count(b'"') % 2:  # a newline inside a quoted name
         end = piece.find(b"\n", end + 1)
-    header = next(csv.reader([piece[: len(piece) if end == -1 else end].decode("utf-8")]), [])
+    return next(csv.reader([piece[: len(piece) if end == -1 else end].decode("utf-8")]), [])
+
+
+def _text_options(header: list[str]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types=dict.fromkeys(header, pa.string()),
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+
+
+def _read_csv(piece: bytes) -> pa.Table:
     return pacsv.read_csv(
         pa.BufferReader(piece),
+        read_options=pacsv.ReadOptions(block_size=max(_BLOCK_SIZE, len(piece) + 1)),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(header, pa.string()),
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
+        convert_options=_text_options(_header(piece)),
     )
 
 
@@ -398,7 +486,64 @@ class DoltProcess:
         token = uuid.uuid4().hex
         mark = f"SELECT {quote_string(token)} AS {_MARK};"
         script = "\n".join(f"{s}\n{mark}" for s in statements) + "\n" + rows_at(None)
-        return csv_results(self._sql(script, branch=branch, fmt="csv"), token)
+        args = (["--branch", branch] if branch else []) + ["sql", "-r", "csv"]
+        return self._streamed(
+            args,
+            script.encode("utf-8"),
+            lambda out: stream_csv_results(out, token, len(statements)),
+        )
+
+    def _streamed(self, args: Sequence[str], stdin: bytes, consume: Callable[[IO[bytes]], T]) -> T:
+        """Run ``dolt ARGS`` and hand its stdout, as it is written, to ``consume`` (which
+        parses while Dolt still writes); Dolt's error wins over a parse error."""
+        prefix = _pdeathsig_prefix()
+        cmd = [self.binary, "--data-dir", str(self.database), *args]
+        try:
+            proc = subprocess.Popen(
+                [*prefix, *cmd],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.database,
+                env=child_env(),
+                preexec_fn=None if prefix else _die_with_parent,
+            )
+        except FileNotFoundError as exc:
+            raise DoltError(f"Cannot run {cmd[0]!r}: {exc}.", fix=INSTALL_HINT) from exc
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        with contextlib.suppress(OSError):  # fewer stalls of Dolt on a full pipe
+            fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
+        errors: list[bytes] = []
+
+        def feed_and_drain() -> None:
+            with contextlib.suppress(OSError):
+                proc.stdin.write(stdin)  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            errors.append(proc.stderr.read())  # type: ignore[union-attr]
+
+        side = threading.Thread(target=feed_and_drain, name="kedro-dolt-stderr", daemon=True)
+        side.start()
+        failure: BaseException | None = None
+        result: T | None = None
+        try:
+            result = consume(proc.stdout)
+        except Exception as exc:  # Dolt's exit status decides which error is the cause
+            failure = exc
+        except BaseException:  # interrupted: the child must not outlive the call
+            proc.kill()
+            raise
+        finally:
+            with contextlib.suppress(OSError, ValueError):  # let Dolt finish writing
+                while proc.stdout.read1(_READ_SIZE):  # type: ignore[attr-defined]
+                    pass
+            side.join()
+            returncode = proc.wait()
+        if returncode != 0:
+            message = b"".join(errors).decode("utf-8", "replace")
+            raise DoltCommandError(list(args), returncode, dolt_summary(message)) from failure
+        if failure is not None:
+            raise failure
+        return result  # type: ignore[return-value]
 
     def run_query(self, database: str, revision: str, statement: str) -> pa.Table | None:
         """One read-only statement in the revision database ``database/revision``, while
