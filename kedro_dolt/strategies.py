@@ -246,7 +246,7 @@ class MergeBranch:
         temp = scratch.branch_name("source")
         engine.create_branch(temp, self.branch_from)
         try:
-            engine.write_table(
+            written = engine.write_table(
                 table,
                 frame,
                 schema=schema,
@@ -266,7 +266,10 @@ class MergeBranch:
         finally:
             with contextlib.suppress(DoltError):
                 engine.delete_branch(temp)
-        stats = engine.diff_stat(merged.from_commit, merged.to_commit, table)
+        if (merged.from_commit, merged.to_commit) == (written.from_commit, written.to_commit):
+            stats = written.stats  # a fast-forward onto exactly the save's commit: its diff
+        else:
+            stats = engine.diff_stat(merged.from_commit, merged.to_commit, table)
         return SaveOutcome(self.merge_to, merged.from_commit, merged.to_commit, stats, merged)
 
     def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:

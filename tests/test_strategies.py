@@ -166,7 +166,7 @@ class TestMergeBranch:
         assert save.from_commit == before and save.to_commit == head
         assert save.merge["conflicts"] == 0 and save.merge["fast_forward"] is False
 
-    def test_fast_forward_when_into_has_not_moved(self, repo, companies):
+    def test_fast_forward_when_into_has_not_moved(self, repo, companies, records):
         DoltTableDataset(**repo.args, table="c", save_args=KEY).save(companies)
         dataset = DoltTableDataset(
             **repo.args, table="c", branch=MergeBranch("main", "main"), save_args=KEY
@@ -174,6 +174,13 @@ class TestMergeBranch:
         dataset.save(companies.head(1))
         assert len(dataset.load()) == 1
         assert no_temp_branches(repo)
+        # The save's own diff stat stands for the fast-forward: it is the same diff.
+        save = last_save(records)
+        stat = dolt_rows(
+            repo, f"SELECT * FROM dolt_diff_stat('{save.from_commit}', '{save.to_commit}', 'c')"
+        )[0]
+        assert (save.rows_added, save.rows_modified, save.rows_deleted) == (0, 0, 2)
+        assert stat["rows_deleted"] == 2 and stat["rows_added"] == stat["rows_modified"] == 0
 
     def test_conflict_fails_listing_keys_and_changes_nothing(self, repo, companies, moved_main):
         before = state(repo)
