@@ -165,15 +165,25 @@ class _Chained(io.RawIOBase):
     def __init__(self, head: bytes, stream: IO[bytes]) -> None:
         self._head, self._stream = memoryview(head), stream
         self._seen = [head]
+        # Arrow may still read ahead on its own thread after it failed: from then on it
+        # gets an end of input, and no byte goes to both readers.
+        self._lock = threading.Lock()
+        self._taken = False
 
     def everything(self) -> bytes:
         """All of it: what was read so far and the rest of the stream."""
-        return b"".join([*self._seen, self._stream.read()])
+        with self._lock:
+            self._taken = True
+            return b"".join([*self._seen, self._stream.read()])
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        with self._lock:
+            return 0 if self._taken else self._readinto(buffer)
+
+    def _readinto(self, buffer: Any) -> int:
         if self._head:
             n = min(len(buffer), len(self._head))
             buffer[:n] = self._head[:n]
