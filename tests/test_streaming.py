@@ -85,6 +85,18 @@ class TestStreamedSave:
         dataset.save(frame(200, offset=0.5))  # and the next save lands whole
         pd.testing.assert_frame_equal(dataset.load(), frame(200, offset=0.5))
 
+    def test_a_new_tables_diff_stat_is_its_row_count(self, repo):
+        DoltTableDataset(database=str(repo), table="other").save(frame(3))
+        data = frame(40)
+        engine = DoltCLIEngine(repo)
+        schema = TableSchema.from_frame(data, ["id"])
+        result = engine.write_table("t", data, schema=schema, branch=None, message="m")
+        stat = dolt_rows(
+            repo, f"SELECT * FROM dolt_diff_stat('{result.from_commit}', '{result.to_commit}', 't')"
+        )[0]
+        assert (result.stats.added, result.stats.modified, result.stats.deleted) == (40, 0, 0)
+        assert stat["rows_added"] == 40
+
     def test_failing_statement_before_the_load_does_not_hang(self, repo):
         DoltTableDataset(database=str(repo), table="t").save(frame(3))
         data = frame(50)

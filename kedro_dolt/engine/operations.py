@@ -633,7 +633,9 @@ class SQLEngine:
             self._restage(status, target)
         self._remove_stale_branches([r["name"] for r in leftovers])
         stats = DiffStat.from_row(results[-1][0] if results[-1] else None)
-        if committed and not int(result.get("diffable") or 0):
+        if committed and result.get("new_table_rows") is not None:
+            stats = DiffStat(added=int(result["new_table_rows"]))
+        elif committed and not int(result.get("diffable") or 0):
             # The primary key changed: Dolt sees a new table, so every row is replaced.
             stats = self._replaced_rows(table, result["from_commit"], result["to_commit"])
         return CommitResult(

@@ -131,7 +131,8 @@ def save_script(
     session branch to its commit, delete the scratch branch, report.
 
     Result sets: [0] from_commit/branch, [1] the working set's status, [2] scratch branches,
-    ..., [-2] from/to commits, branch, diffable, table_hash, [-1] the diff stat.
+    ..., [-2] from/to commits, branch, diffable, table_hash, new_table_rows (the row count
+    of a table that did not exist before), [-1] the diff stat (empty for a new table).
     """
     name = quote_string(scratch_name)
     key = quote_string(",".join(schema.primary_key))
@@ -159,10 +160,13 @@ def save_script(
         f"CALL dolt_merge('--ff-only', {name});",
         f"CALL dolt_branch('-D', {name});",
         f"SET @kedro_dolt_diffable = @kedro_dolt_existed = 0 OR @kedro_dolt_key = {key};",
-        "SET @kedro_dolt_stat_from = IF(@kedro_dolt_diffable, @kedro_dolt_from, @kedro_dolt_to);",
+        # A new table's diff is all its rows: counted, not diffed (0.5 s at 1M rows).
+        "SET @kedro_dolt_stat_from = IF(@kedro_dolt_diffable AND @kedro_dolt_existed, "
+        "@kedro_dolt_from, @kedro_dolt_to);",
         "SELECT @kedro_dolt_from AS from_commit, dolt_hashof('HEAD') AS to_commit, "
         "@kedro_dolt_branch AS branch, @kedro_dolt_diffable AS diffable, "
-        "@kedro_dolt_table_hash AS table_hash;",
+        "@kedro_dolt_table_hash AS table_hash, IF(@kedro_dolt_existed, NULL, "
+        f"(SELECT COUNT(*) FROM {quote_identifier(table)})) AS new_table_rows;",
         "SELECT * FROM dolt_diff_stat(@kedro_dolt_stat_from, @kedro_dolt_to, "
         f"{quote_string(table)});",
     ]
