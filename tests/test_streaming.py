@@ -15,9 +15,10 @@ from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltTableDataset
 from kedro_dolt import schema as schema_module
-from kedro_dolt.engine import DoltCLIEngine
+from kedro_dolt.engine import DoltCLIEngine, cli_io
 from kedro_dolt.engine import cli as cli_module
-from kedro_dolt.engine.cli import DoltProcess, csv_results
+from kedro_dolt.engine.cli import DoltProcess
+from kedro_dolt.engine.cli_io import csv_results
 from kedro_dolt.engine.transport import Load
 from kedro_dolt.errors import DoltCommandError
 from kedro_dolt.schema import TableSchema
@@ -166,8 +167,8 @@ class TestCSVRead:
         assert read.frame["d"].tolist()[0] == 1.105
 
     def test_small_reads_and_values_longer_than_a_block(self, repo, monkeypatch):
-        monkeypatch.setattr(cli_module, "_READ_SIZE", 7)
-        monkeypatch.setattr(cli_module, "_BLOCK_SIZE", 1 << 10)
+        monkeypatch.setattr(cli_io, "READ_SIZE", 7)
+        monkeypatch.setattr(cli_io, "BLOCK_SIZE", 1 << 10)
         data = frame(300)
         data.loc[150, "s"] = "long\n" * 2000  # 10 KB: spans several blocks
         dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
