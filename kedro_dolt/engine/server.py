@@ -36,8 +36,9 @@ import pyarrow as pa
 from .. import scratch
 from ..errors import DoltCommandError, DoltError
 from ..naming import quote_identifier, quote_string, validate_branch
-from ..schema import TableSchema, load_data_statement, write_rows
+from ..schema import TableSchema, encode_rows, load_data_statement, null_text_columns
 from ..secrets import mask_url_credentials
+from .cli_io import PipeWriter
 from .messages import explain, with_retries
 from .operations import SQLEngine
 from .transport import Load, Rows, Statement
@@ -56,6 +57,8 @@ _PRIVILEGE_ERRORS = (1044, 1142, 1143, 1227, 1370)
 _PRIVILEGE_MESSAGES = ("access denied for user", "command denied to user")
 _TRANSIENT_ERRNOS = (1213,)
 _LOST = (2006, 2013)
+#: Rows from which a load goes by LOAD DATA LOCAL INFILE (when allowed) rather than INSERTs.
+LOCAL_INFILE_ROWS = 20_000
 #: Idle sessions a process keeps open on servers, at most.
 MAX_IDLE = 16
 
@@ -485,24 +488,10 @@ class ServerConnection:
         return results
 
     def _load(self, connection: Any, cursor: Any, load: Load, local: bool, path: Path) -> None:
-        """Send ``load``'s rows: LOAD DATA LOCAL from a temp file, else multi-row INSERTs."""
-        if local:
-            prefixed = write_rows(path, load.frame, load.schema)
-            statement = load_data_statement(
-                load.table, load.schema, str(path), prefixed, replace=load.replace
-            ).replace("LOAD DATA INFILE", "LOAD DATA LOCAL INFILE", 1)
-            connection.allowed_files = frozenset({str(path)})
-            try:
-                cursor.execute(statement)
-            finally:
-                connection.allowed_files = frozenset()
-            # With LOCAL, a row Dolt cannot store (duplicate key, NULL key, bad value) is
-            # skipped or zeroed with only a note, as in MySQL: any note fails the save.
-            cursor.execute("SHOW WARNINGS LIMIT 5")
-            notes = cursor.fetchall()
-            if notes:
-                messages = "; ".join(str(n[2]) for n in notes)
-                raise _pymysql().err.OperationalError(int(notes[0][1]), messages)
+        """Send ``load``'s rows: LOAD DATA LOCAL streamed through a named pipe for big loads
+        when the server allows it, else multi-row INSERTs (faster for a few thousand rows)."""
+        if local and len(load.frame) >= LOCAL_INFILE_ROWS:
+            self._load_local(connection, cursor, load, path)
             return
         names = ", ".join(quote_identifier(c).replace("%", "%%") for c in load.schema.names)
         verb = "REPLACE" if load.replace else "INSERT"
@@ -515,6 +504,35 @@ class ServerConnection:
         for start in range(0, len(load.frame), step):
             rows = list(zip(*(c[start : start + step] for c in columns), strict=True))
             cursor.executemany(template, rows)
+
+    def _load_local(self, connection: Any, cursor: Any, load: Load, path: Path) -> None:
+        """LOAD DATA LOCAL INFILE of a named pipe a thread fills while PyMySQL sends it: the
+        encoding overlaps the load, and no file of rows is written whole."""
+        prefixed = null_text_columns(load.frame, load.schema)
+        statement = load_data_statement(
+            load.table, load.schema, str(path), prefixed, replace=load.replace
+        ).replace("LOAD DATA INFILE", "LOAD DATA LOCAL INFILE", 1)
+        writer = PipeWriter(path, encode_rows(load.frame, load.schema, prefixed))
+        connection.allowed_files = frozenset({str(path)})
+        try:
+            cursor.execute(statement)
+        finally:
+            connection.allowed_files = frozenset()
+            writer.finish()
+        if writer.error is not None:
+            # The pipe ended early, so the load may hold part of the rows: the script stops
+            # here, before anything is committed, and its scratch branch is discarded.
+            error = writer.error
+            if isinstance(error, DoltError):
+                raise _refused(0, error.what if not error.fix else f"{error.what} {error.fix}")
+            raise _refused(0, f"kedro-dolt stopped the load, so nothing was kept: {error}")
+        # With LOCAL, a row Dolt cannot store (duplicate key, NULL key, bad value) is skipped
+        # or zeroed with only a note, as in MySQL: any note fails the save.
+        cursor.execute("SHOW WARNINGS LIMIT 5")
+        notes = cursor.fetchall()
+        if notes:
+            messages = "; ".join(str(n[2]) for n in notes)
+            raise _pymysql().err.OperationalError(int(notes[0][1]), messages)
 
     def _error(self, exc: DoltCommandError, what: str) -> DoltError:
         code = exc.returncode

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -323,3 +326,28 @@ class TestSessions:
         idle = sum(map(len, server_module._POOL._idle.values()))
         assert idle <= server_module.MAX_IDLE
         assert held <= server_module.MAX_IDLE + 2  # and the query's own session
+
+
+class TestStreamedLocalLoad:
+    @pytest.mark.parametrize("bad_row", [5, 100_000])
+    def test_rows_that_cannot_be_sent_leave_nothing(self, dolt_server_factory, tmp_path, bad_row):
+        """A big load streams through a named pipe while PyMySQL sends it. Text that cannot
+        be encoded (a lone surrogate) stops the writer at once or after 100k rows were sent:
+        the save fails naming the row, nothing is committed, no pipe is left."""
+        srv = dolt_server_factory(tmp_path / "data", local_infile=True)
+        first = DoltTableDataset(database="warehouse", table="keep", credentials={"con": srv.url()})
+        first.save(frame())
+        before = srv.execute("SELECT name, hash FROM dolt_branches", database="warehouse")
+        rows = 120_000
+        text = pd.Series([f"r{i}" for i in range(rows)], dtype=object)
+        text[bad_row] = "bad \udc80 text"
+        data = DoltTableDataset(
+            database="warehouse", table="big", credentials={"con": srv.url()}, save_args=KEY
+        )
+        with pytest.raises(DatasetError, match=f"row {bad_row}|index {bad_row}") as info:
+            data.save(pd.DataFrame({"id": np.arange(rows, dtype="int64"), "s": text}))
+        assert "nothing was changed" in str(info.value)
+        after = srv.execute("SELECT name, hash FROM dolt_branches", database="warehouse")
+        assert after == before  # no commit, no scratch branch left
+        assert srv.execute("SHOW TABLES", database="warehouse") == [("keep",)]
+        assert not list(Path(tempfile.gettempdir()).glob(f"kedro-dolt-{os.getpid()}-*"))
