@@ -13,7 +13,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -240,20 +240,7 @@ class RowFeed:
 
     def _open(self, path: Path, proc: subprocess.Popen[bytes]) -> int | None:
         """The pipe's write end once ``dolt`` opens it to read; ``None`` if it never will."""
-        while True:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
-                    raise
-            else:
-                os.set_blocking(fd, True)
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-                return fd
-            if self._stop.is_set() or proc.poll() is not None:
-                return None  # the script failed before this load
-            time.sleep(0.002)
+        return open_when_read(path, lambda: self._stop.is_set() or proc.poll() is not None)
 
     def _feed(self, proc: subprocess.Popen[bytes]) -> None:
         for path, chunks in self._pipes:
@@ -282,6 +269,25 @@ class RowFeed:
                     os.close(fd)
 
 
+def open_when_read(path: Path, given_up: Callable[[], bool]) -> int | None:
+    """The write end of the named pipe ``path`` (blocking, enlarged) once a reader has opened
+    it; ``None`` when ``given_up()`` says no reader will come."""
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+        else:
+            os.set_blocking(fd, True)
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+            return fd
+        if given_up():
+            return None
+        time.sleep(0.002)
+
+
 class PipeWriter:
     """Writes ``chunks`` into the named pipe ``path`` from a thread, for a reader in this
     process (PyMySQL sending a LOAD DATA LOCAL INFILE). ``finish`` after the reader is done:
@@ -305,16 +311,9 @@ class PipeWriter:
         # when encoding fails at once.
         fd = None
         try:
-            while fd is None:
-                try:
-                    fd = os.open(self._path, os.O_WRONLY | os.O_NONBLOCK)
-                except OSError as exc:
-                    if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
-                        raise
-                    if self._stop.is_set():
-                        return  # the statement failed before reading
-                    time.sleep(0.002)
-            os.set_blocking(fd, True)
+            fd = open_when_read(self._path, self._stop.is_set)
+            if fd is None:
+                return  # the statement failed before reading
             for chunk in self._chunks:
                 view = memoryview(chunk)
                 while view:
