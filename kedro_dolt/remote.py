@@ -237,11 +237,13 @@ class Remote:
                     engine.remove_remote(self.name)
             raise
 
-    def push_branch(self, engine: DoltEngine, branch: str) -> bool:
-        """Push ``branch`` (when ``push`` is on); recover rejections by pull-merge-push."""
+    def push_branch(self, engine: DoltEngine, branch: str, *, checked: bool = False) -> bool:
+        """Push ``branch`` (when ``push`` is on); recover rejections by pull-merge-push.
+        ``checked``: :meth:`prepare` found the repository knowing this remote just before."""
         if not self.push:
             return False
-        self._ensure_remote(engine)  # a repository started by this save lacks it
+        if not checked:
+            self._ensure_remote(engine)  # a repository started by this save lacks it
         for attempt in range(1, PUSH_ATTEMPTS + 1):
             try:
                 with self._credential_errors(engine, "push"):

@@ -347,6 +347,8 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             self._meta.callback()  # an unimportable callback fails before any write
 
         strategy, base = self._active_strategy()
+        # An existing repository gets the remote checked (or added) by the pull.
+        checked = self._remote is not None and self._engine.exists()
         pulled = self._pull(strategy, for_save=True)
         outcome = strategy.save(
             self._engine,
@@ -361,7 +363,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             self._engine.tag(tag, outcome.to_commit, f"kedro-dolt: {self._table} at {run_id}")
         pushed = False
         if self._remote is not None:
-            pushed = self._remote.push_branch(self._engine, outcome.branch)
+            pushed = self._remote.push_branch(self._engine, outcome.branch, checked=checked)
             if pushed and tag:
                 self._remote.push_tag(self._engine, tag)
         self._record(

@@ -366,9 +366,9 @@ class SQLEngine:
         rows = self._write(
             [
                 f"CALL dolt_fetch({_user_args(auth)}{name});",
-                "SELECT name FROM dolt_remote_branches "
+                "SELECT name, hash FROM dolt_remote_branches "
                 f"WHERE name = {quote_string('remotes/' + tracking)};",
-                f"SELECT name FROM dolt_branches WHERE name = {quote_string(branch)};",
+                f"SELECT name, hash FROM dolt_branches WHERE name = {quote_string(branch)};",
             ],
             what=f"Cannot fetch from remote {remote!r} of {self.location}.",
             fix="check the remote's url (`dolt remote -v`), that it is reachable and holds a "
@@ -381,6 +381,10 @@ class SQLEngine:
         if not has_local_branch:
             self.create_branch(branch, tracking, exist_ok=True)
             head = self.resolve(branch)
+            return MergeResult(branch, tracking, head, head, fast_forward=True)
+        head = str(rows[2][0]["hash"])
+        if str(rows[1][0]["hash"]) == head:
+            # Already the remote's head (the usual case after our own push): nothing to merge.
             return MergeResult(branch, tracking, head, head, fast_forward=True)
         return self.merge(
             tracking, branch, message=f"kedro-dolt: pull {tracking}", on_conflict="fail"
