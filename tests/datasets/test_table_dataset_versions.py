@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,8 +14,8 @@ from kedro.io.core import DatasetError, Version
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.commits import parse_trailers
 from kedro_dolt.naming import run_id_time
-from tests.conftest import dolt, dolt_rows, state
-from tests.kedro_project import kedro_cli, make_project
+from tests.conftest import ENGINES, Repo, ServerRepo, dolt, dolt_rows, state
+from tests.kedro_project import kedro_cli, make_project, on_database
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
 BOTH_ENGINES = True
@@ -159,28 +161,41 @@ company_count:
 """
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, dolt_home):
-    """Two real runs: 3 companies, then 5. Returns (project, first run id, its commit)."""
+@pytest.fixture(scope="module", params=ENGINES)
+def project(request, tmp_path_factory, dolt_home):
+    """Two real runs: 3 companies, then 5, on a local repository or (server) a database
+    on the session's dolt sql-server. Returns (project, first run id, its commit)."""
+    where = tmp_path_factory.mktemp("versions")
     root = make_project(
-        tmp_path_factory.mktemp("versions") / "proj",
+        where / "proj",
         "versions_demo",
         nodes=NODES,
         pipeline=PIPELINES,
         catalog=CATALOG,
     )
+    if request.param == "server":
+        database: Path = ServerRepo.on(
+            request.getfixturevalue("shared_server"), f"v{uuid.uuid4().hex[:12]}"
+        )
+    else:
+        database = Repo(root / "data" / "warehouse")
+    on_database(root, database)
     for n in (3, 5):
         result = kedro_cli(root, "run", "--params", f"n={n}")
         assert result.returncode == 0, result.stderr
         assert "did not match" not in result.stdout + result.stderr
-    database = root / "data" / "warehouse"
     saves = dolt_rows(
         database,
         "SELECT commit_hash, message FROM dolt_log WHERE message LIKE 'kedro: save companies%'",
     )
     first = saves[-1]
-    dolt(database, "tag", "first-companies", first["commit_hash"])
+    dolt(database, "sql", "-q", f"CALL dolt_tag('first-companies', '{first['commit_hash']}')")
+    PROJECT_DATABASES[root] = database
     return root, parse_trailers(first["message"])["run_id"], first["commit_hash"]
+
+
+#: The database each project's datasets use.
+PROJECT_DATABASES: dict[Path, Path] = {}
 
 
 class TestLoadVersionsThroughKedroRun:
@@ -189,9 +204,7 @@ class TestLoadVersionsThroughKedroRun:
             project, "run", "--pipeline", "report", "--load-versions", f"companies:{version}"
         )
         assert result.returncode == 0, result.stderr
-        count = DoltTableDataset(
-            database=str(project / "data" / "warehouse"), table="company_count"
-        )
+        count = DoltTableDataset(**PROJECT_DATABASES[project].args, table="company_count")
         return int(count.load()["n"].iloc[0]), result.stdout + result.stderr
 
     @pytest.mark.parametrize("kind", ["commit", "tag", "run_id"])
