@@ -125,10 +125,6 @@ class DoltProcess:
         return str(self.database)
 
     @property
-    def key(self) -> str:
-        return str(self.database)
-
-    @property
     def cache_dir(self) -> Path:
         return self.database / ".kedro-dolt"
 

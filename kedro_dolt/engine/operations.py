@@ -76,10 +76,6 @@ class SQLEngine:
     def location(self) -> str:
         return self.transport.location
 
-    @property
-    def key(self) -> str:
-        return self.transport.key
-
     # -- running scripts ------------------------------------------------------------------
 
     def _read(self, script: Sequence[str], *, branch: str | None = None, what: str) -> list[Rows]:

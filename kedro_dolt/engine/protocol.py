@@ -39,15 +39,12 @@ class RemoteAuth:
 class DoltEngine(Protocol):
     """What datasets and strategies need from Dolt. Implemented by each engine.
 
-    ``location`` names the database for people (a path, or ``mysql://user@host:port/db``
-    without the password); ``key`` identifies it in run records, so the hook can find the
-    engine again.
+    ``location`` names the database for people and in run records (a path, or
+    ``mysql://user@host:port/db`` without the password).
     """
 
     @property
     def location(self) -> str: ...
-    @property
-    def key(self) -> str: ...
 
     def exists(self) -> bool: ...
     def ensure_repository(self, initial_branch: str | None = None) -> None: ...

@@ -257,9 +257,7 @@ def _error_parts(exc: BaseException) -> tuple[int, str]:
 
 def _value(value: Any) -> Any:
     """A result value as the CLI's JSON would give it (strings for times and decimals)."""
-    if isinstance(value, (dt.datetime, dt.date, dt.time, dt.timedelta)):
-        return str(value)
-    if isinstance(value, decimal.Decimal):
+    if isinstance(value, (dt.datetime, dt.date, dt.time, dt.timedelta, decimal.Decimal)):
         return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -300,10 +298,6 @@ class ServerConnection:
     @property
     def location(self) -> str:
         return self.address.url(self.database)
-
-    @property
-    def key(self) -> str:
-        return self.location
 
     @property
     def cache_dir(self) -> Path:
