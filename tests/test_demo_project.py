@@ -94,15 +94,7 @@ def demo_rows(project: Path, query: str) -> list[dict]:
 class TestDemo:
     def test_two_runs_with_a_data_change(self, demo):
         _, out = demo
-        assert out.count("Pipeline execution completed successfully") == 2
-        assert re.search(
-            r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+50 ~0 -0 rows\)", out
-        )
-        assert re.search(
-            r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+25 ~1 -0 rows\)", out
-        )
-        assert "saved station_features -> warehouse@features" in out
-        assert "fast-forward into main" in out and ", pushed" in out
+        assert_two_runs(out)
 
     def test_log_shows_kedro_run_ids(self, demo):
         _, out = demo
@@ -186,6 +178,19 @@ def served(server_demo):
             yield cursor
 
 
+def assert_two_runs(out: str) -> None:
+    """The demo's two runs, as its output tells them (embedded or on a server)."""
+    assert out.count("Pipeline execution completed successfully") == 2
+    assert re.search(
+        r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+50 ~0 -0 rows\)", out
+    )
+    assert re.search(
+        r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+25 ~1 -0 rows\)", out
+    )
+    assert "saved station_features -> warehouse@features" in out
+    assert "fast-forward into main" in out and ", pushed" in out
+
+
 def query(cursor, sql: str) -> list[dict]:
     cursor.execute(sql)
     return list(cursor.fetchall())
@@ -194,16 +199,8 @@ def query(cursor, sql: str) -> list[dict]:
 class TestServerDemo:
     def test_two_runs_on_the_server(self, server_demo):
         project, out = server_demo
-        assert out.count("Pipeline execution completed successfully") == 2
         assert re.search(r"dolt sql-server \(pid \d+\) on 127\.0\.0\.1:\d+", out)
-        assert re.search(
-            r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+50 ~0 -0 rows\)", out
-        )
-        assert re.search(
-            r"Dolt: saved raw_readings -> warehouse@main \w{7}\.\.\w{7} \(\+25 ~1 -0 rows\)", out
-        )
-        assert "saved station_features -> warehouse@features" in out
-        assert "fast-forward into main" in out and ", pushed" in out
+        assert_two_runs(out)
         assert "queried station_rainfall <- warehouse@HEAD" in out
         # Nothing went to the embedded repository.
         assert not (project / "data" / "warehouse").exists()

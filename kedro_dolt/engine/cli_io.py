@@ -251,10 +251,7 @@ class RowFeed:
                 fd = self._open(path, proc)
                 if fd is None:
                     return
-                for chunk in _chained(first, rows):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view) :]
+                write_all(fd, _chained(first, rows))
             except BrokenPipeError:
                 return  # dolt stopped reading: its own error says why
             except BaseException as exc:
@@ -267,6 +264,14 @@ class RowFeed:
             finally:
                 if fd is not None:
                     os.close(fd)
+
+
+def write_all(fd: int, chunks: Iterable[bytes]) -> None:
+    """Every byte of ``chunks`` into ``fd`` (a pipe takes part of a large write at a time)."""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def open_when_read(path: Path, given_up: Callable[[], bool]) -> int | None:
@@ -314,10 +319,7 @@ class PipeWriter:
             fd = open_when_read(self._path, self._stop.is_set)
             if fd is None:
                 return  # the statement failed before reading
-            for chunk in self._chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+            write_all(fd, self._chunks)
         except BrokenPipeError:
             return  # the reader stopped: its own error says why
         except BaseException as exc:
