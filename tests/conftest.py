@@ -58,6 +58,17 @@ def dolt_rows(repo: Path, query: str) -> list[dict]:
     return json.loads(out.splitlines()[-1])["rows"] if out.strip() else []
 
 
+def foreign(repo: Path, *statements: str) -> None:
+    """Statements run by someone else, outside kedro-dolt: a plain ``dolt sql`` on the
+    repository, or a plain MySQL connection to its database on the server."""
+    if isinstance(repo, ServerRepo):
+        with repo.server.connect(database=repo.db) as conn, conn.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    else:
+        dolt(repo, "sql", "-q", ";\n".join(statements) + ";")
+
+
 def engine_of(repo: Path) -> DoltEngine:
     """The engine of ``repo`` on its own transport."""
     if isinstance(repo, ServerRepo):

@@ -123,6 +123,7 @@ class DoltServer:
         system_variables: Mapping[str, int | str] | None = None,
         log_level: str = "info",
         timeout: float = START_TIMEOUT,
+        port: int | None = None,
     ) -> DoltServer:
         """Start a server on a free port for the databases in ``data_dir`` (created if missing;
         it may itself be a Dolt repository, then served as a database named after it).
@@ -134,6 +135,7 @@ class DoltServer:
         ``system_variables`` adds server variables to the config (``local_infile`` also pins
         ``max_allowed_packet`` to 1 GiB, Dolt 1.86's default anyway); without either, the
         server runs with stock variables. ``log_level="debug"`` logs every query received.
+        ``port``: listen there (a restart of a stopped server) instead of on a free port.
         """
         data_dir = Path(data_dir).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,8 +148,9 @@ class DoltServer:
             remotesapi_port = free_port()
 
         errors: list[str] = []
-        for _ in range(PORT_ATTEMPTS):
-            port = free_port()
+        wanted = port
+        for _ in range(1 if wanted else PORT_ATTEMPTS):
+            port = wanted or free_port()
             # Short path under the system tmp dir: the unix socket path must stay < 108 bytes.
             work_dir = Path(tempfile.mkdtemp(prefix=f"dolt-srv-{port}-"))
             config_path = work_dir / "config.yaml"
