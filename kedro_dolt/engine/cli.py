@@ -128,6 +128,9 @@ class DoltProcess:
     def cache_dir(self) -> Path:
         return self.database / ".kedro-dolt"
 
+    #: Rows go by ``LOAD DATA``, which keeps the sign of zero.
+    keeps_negative_zero = True
+
     @property
     def binary(self) -> str:
         if self._binary is None:

@@ -15,14 +15,13 @@ Design notes (see docs/dolt-facts.md):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from .. import scratch
 from ..errors import DoltCommandError, DoltError
-from ..fingerprint import Fingerprint, FingerprintStore, delta
 from ..naming import (
     parse_time_ref,
     quote_identifier,
@@ -45,6 +44,7 @@ from .results import (
     TableBase,
     TableRead,
 )
+from .saving import Stopped, TableSave
 from .transport import Rows, Statement, Transport
 
 #: Engines built in this process by location, so run records (which name a database by its
@@ -227,6 +227,8 @@ class SQLEngine:
                 f"merge {source!r} into {into!r}", into, name, exc, merges=2
             )
             return MergeResult(into, source, before, now, fast_forward=False)
+        finally:
+            scratch.release(name)
         merged = next(r for rows in results for r in rows if "fast_forward" in r)
         result = MergeResult(
             into=into,
@@ -495,71 +497,23 @@ class SQLEngine:
         sees a half-written table, the commit holds only ``table`` (and the lineage table),
         the user's uncommitted work on the target stays in its working set, and a failed or
         killed save leaves the target exactly as it was (see :mod:`kedro_dolt.scratch`).
-        An overwrite whose rows match the head's (by :mod:`kedro_dolt.fingerprint`) writes
-        nothing; a small change of a keyed table writes only the changed rows.
+        A table with uncommitted changes on the target is never written. An overwrite whose
+        rows match the head's (by :mod:`kedro_dolt.fingerprint`) writes nothing; a small
+        change of a keyed table writes only the changed rows (see :mod:`.saving`).
         """
         validate_table(table)
         if mode not in SAVE_MODES:
             raise DoltError(f"Invalid save mode {mode!r}.", fix=f"use one of {SAVE_MODES}.")
         target = validate_branch(branch) if branch else None
         self.ensure_repository(initial_branch=target)
-        author = self.author()
+        finish = sql.finish_statements(table, message, self.author(), lineage)
         scratch.remove_stale_temp_dirs()
-        store = FingerprintStore(self.transport.cache_dir)
-        latest = store.latest(table)
-        if mode == "overwrite" and latest is None:
-            # Nothing to compare the rows with: hash them while Dolt loads them.
-            with Fingerprint.hashing(frame, schema, schema.ddl(table)) as hashed:
-                result = self._save(
-                    table,
-                    schema,
-                    target,
-                    [
-                        *sql.full_body(table, schema, frame, mode),
-                        *sql.finish_statements(table, message, author, lineage),
-                    ],
-                )
-            if hashed.fingerprint is not None:
-                self._remember(store, table, result, None, hashed.fingerprint, mode)
-            return result
-        fingerprint = Fingerprint.of(frame, schema, schema.ddl(table))
-        old: tuple[str, Fingerprint] | None = None  # (table hash, its fingerprint)
-        if mode != "overwrite" or (latest and latest[1].same_rows(fingerprint)):
-            # Modes check the schema; an unchanged-looking frame must match the head's rows.
-            base = self._base(table, target)
-            found = store.load(table, base.table_hash) if not base.dirty else None
-            old = (str(base.table_hash), found) if found else None
-            if mode == "overwrite" and found and found.same_rows(fingerprint):
-                return CommitResult(base.branch, base.head, base.head, DiffStat())
-            if mode != "overwrite" and base.schema and not base.schema.same_table(schema):
-                raise DoltError(
-                    f"Cannot {mode} into table {table!r}: the frame's columns, types or "
-                    f"primary key {schema.names} ({list(schema.primary_key)}) differ from "
-                    f"the table's {base.schema.names} ({list(base.schema.primary_key)}); "
-                    "nothing was changed.",
-                    fix="make the frame match the table, or save with mode overwrite to "
-                    "replace the table and its schema.",
-                )
-        elif latest:
-            old = latest  # planned optimistically: the script's guard checks the head's hash
-        change = delta(old[1], fingerprint) if mode == "overwrite" and old else None
-        finish = sql.finish_statements(table, message, author, lineage)
-        if change is not None and old is not None:
-            body = sql.delta_body(table, frame, schema, change, old[0])
-            try:
-                result = self._save(table, schema, target, [*body, *finish])
-            except DoltError as exc:
-                if sql.STALE_BASE not in exc.dolt_message:
-                    raise
-                # The table changed since it was fingerprinted: write all of it.
-            else:
-                self._remember(store, table, result, old, fingerprint, mode)
-                return result
-        body = sql.full_body(table, schema, frame, mode)
+        save = TableSave(self, table, frame, schema, target=target, mode=mode, finish=finish)
         try:
-            result = self._save(table, schema, target, [*body, *finish])
+            return save.run()
         except DoltError as exc:
             if mode == "append" and "duplicate primary key" in exc.dolt_message:
+                # The frame's own keys are unique (checked before writing): the table has one.
                 raise DoltError(
                     f"{exc.what} save_args.mode append inserts new rows only, and a row "
                     "with one of these keys is already in the table.",
@@ -568,16 +522,27 @@ class SQLEngine:
                     dolt_message=exc.dolt_message,
                 ) from exc
             raise
-        self._remember(store, table, result, old, fingerprint, mode)
-        return result
 
-    def _save(
-        self, table: str, schema: TableSchema, target: str | None, body: list[Statement]
-    ) -> CommitResult:
+    def save_on_scratch(
+        self,
+        table: str,
+        schema: TableSchema,
+        target: str | None,
+        body: list[Statement],
+        finish: list[str],
+        *,
+        expected: str | None,
+    ) -> CommitResult | Stopped:
+        """Run a save script (see :func:`.statements.save_script`) under the write lock,
+        retrying transient failures on a fresh scratch branch."""
+
+        def script(name: str) -> list[Statement]:
+            return sql.save_script(table, schema, name, body, finish, expected_base=expected)
+
         with self.transport.lock(exclusive=True):
-            return with_retries(lambda: self._commit_on_scratch(table, schema, target, body))
+            return with_retries(lambda: self._commit_on_scratch(table, target, script))
 
-    def _base(self, table: str, branch: str | None) -> TableBase:
+    def base(self, table: str, branch: str | None) -> TableBase:
         """What a save builds on: the head, the table's content hash there and whether it
         has uncommitted changes, and its schema (``None`` when there is no such table)."""
         rows = self._read(
@@ -595,39 +560,25 @@ class SQLEngine:
             schema=TableSchema.from_show_columns(columns) if columns else None,
         )
 
-    def _remember(
-        self,
-        store: FingerprintStore,
-        table: str,
-        result: CommitResult,
-        base: tuple[str, Fingerprint] | None,
-        new: Fingerprint,
-        mode: str,
-    ) -> None:
-        """Keep the fingerprint of the table as it now is (when it is known)."""
-        if not result.table_hash:
-            return
-        old = base[1] if base else None
-        if mode == "overwrite":
-            store.save(table, result.table_hash, new)
-        elif old is not None and mode == "append":
-            store.save(table, result.table_hash, old.extended(new))
-        elif old is not None and mode == "upsert":
-            store.save(table, result.table_hash, old.upserted(new))
-
     def _commit_on_scratch(
-        self, table: str, schema: TableSchema, target: str | None, body: Sequence[Statement]
-    ) -> CommitResult:
-        """Run ``body`` on a new scratch branch from ``target``'s head, fast-forward
-        ``target`` to its commit, delete the scratch branch: one script."""
+        self, table: str, target: str | None, script: Callable[[str], list[Statement]]
+    ) -> CommitResult | Stopped:
+        """Run ``script(scratch branch)`` from ``target``'s head: it commits on the scratch
+        branch, fast-forwards ``target`` to its commit and deletes the scratch branch.
+        ``Stopped`` when a guard stopped it before it committed."""
         name = scratch.branch_name("save")
-        script = sql.save_script(table, schema, name, body)
         try:
-            results = self.transport.run(script, branch=target, retry=False)
+            results = self.transport.run(script(name), branch=target, retry=False)
         except DoltCommandError as exc:
+            stopped = _stopped(exc.results)
+            if stopped is not None:
+                self._discard_scratch(name, target)
+                return stopped
             before, now = self._after_failed_script(f"save table {table!r}", target, name, exc)
             return CommitResult(target or "", before, now, DiffStat())
-        status, leftovers, result = results[1], results[2], results[-2][0]
+        finally:
+            scratch.release(name)  # a branch of this name left behind is debris now
+        status, leftovers, guard, result = results[1], results[2], results[3][0], results[-2][0]
         committed = result["from_commit"] != result["to_commit"]
         if committed:
             self._restage(status, target)
@@ -644,6 +595,7 @@ class SQLEngine:
             result["to_commit"],
             stats,
             result.get("table_hash"),
+            guard.get("base_hash"),
         )
 
     def _replaced_rows(self, table: str, before: str, after: str) -> DiffStat:
@@ -868,3 +820,18 @@ def engine_at(location: str) -> SQLEngine:
     from .cli import DoltCLIEngine
 
     return DoltCLIEngine(location)
+
+
+def _stopped(results: list[Rows]) -> Stopped | None:
+    """Why a failed save script's guard stopped it (see :func:`.statements.save_script`),
+    or ``None`` when something else failed."""
+    sets = {name: rows[0] for rows in results if rows for name in rows[0]}
+    guard = sets.get(sql.GUARD)
+    if guard is None:
+        return None
+    base_hash = guard.get("base_hash")
+    if not int(guard.get("proceed") or 0):
+        return Stopped(dirty=False, base_hash=base_hash)
+    if sql.WRITTEN in sets and int(guard.get("dirty") or 0):
+        return Stopped(dirty=True, base_hash=base_hash)
+    return None

@@ -37,6 +37,7 @@ class CommitResult:
     to_commit: str
     stats: DiffStat = field(default_factory=DiffStat)
     table_hash: str | None = None  # Dolt's content hash of the table after the save
+    base_table_hash: str | None = None  # ... and before it, at the head the save built on
 
     @property
     def committed(self) -> bool:

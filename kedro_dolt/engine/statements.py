@@ -9,8 +9,11 @@ connection whose session starts in the revision database ``db/B``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
+
+import pandas as pd
 
 from .. import scratch
 from ..fingerprint import Delta
@@ -22,8 +25,8 @@ from .transport import Load, Statement
 SCRATCH_BRANCHES = (
     f"SELECT name FROM dolt_branches WHERE name LIKE {quote_string(scratch.BRANCH_PREFIX + '%')};"
 )
-#: The branch a failing delta guard checks out, so the script stops before writing.
-STALE_BASE = "kedro-dolt/stale-base"
+#: The branch a save script's guard checks out to stop before writing (it never exists).
+STOP_BRANCH = "kedro-dolt/stop"
 
 
 def hash_expression(ref: str) -> str:
@@ -87,28 +90,25 @@ def full_body(table: str, schema: TableSchema, frame: Any, mode: str) -> list[St
     return [*create, *rows]
 
 
-def delta_body(
-    table: str, frame: Any, schema: TableSchema, change: Delta, table_hash: str
-) -> list[Statement]:
-    """Apply ``change`` on the scratch branch, after checking that the table there is still
-    the one fingerprinted (else the script fails before writing, changing nothing)."""
+def delta_body(table: str, frame: Any, schema: TableSchema, change: Delta) -> list[Statement]:
+    """Apply ``change`` on the scratch branch (the script's guard has checked that the table
+    there is the one the change was planned against)."""
     name = quote_identifier(table)
-    body: list[Statement] = [
-        f"SET @kedro_dolt_go = IF(dolt_hashof_table({quote_string(table)}) = "
-        f"{quote_string(table_hash)}, active_branch(), {quote_string(STALE_BASE)});",
-        "CALL dolt_checkout(@kedro_dolt_go);",
-    ]
+    body: list[Statement] = []
     if len(change.upserts):
         body.append(Load(table, schema, frame.iloc[change.upserts], replace=True))
     if len(change.deletes):
         keys = schema.key_schema()
-        gone = "kedro_dolt_deleted_keys"
+        # A name no user table has (a temporary table would hide a table of the same name).
+        gone = f"kedro_dolt_deleted_keys_{uuid.uuid4().hex}"
         columns = ", ".join(map(quote_identifier, keys.primary_key))
+        deleted = change.deletes.set_axis(list(keys.primary_key), axis=1)
         body += [
             keys.ddl(gone, temporary=True) + ";",
-            Load(gone, keys, change.deletes),
-            f"DELETE FROM {name} WHERE ({columns}) IN (SELECT {columns} FROM {gone});",
-            f"DROP TEMPORARY TABLE {gone};",
+            Load(gone, keys, _as_key_values(deleted, keys)),
+            f"DELETE FROM {name} WHERE ({columns}) IN "
+            f"(SELECT {columns} FROM {quote_identifier(gone)});",
+            f"DROP TEMPORARY TABLE {quote_identifier(gone)};",
         ]
     return body
 
@@ -124,25 +124,52 @@ def finish_statements(
     ]
 
 
+#: The guard's result set in a save script, and the one after its body (see save_script).
+GUARD = "kedro_dolt_guard"
+WRITTEN = "kedro_dolt_written"
+
+
 def save_script(
-    table: str, schema: TableSchema, scratch_name: str, body: Sequence[Statement]
+    table: str,
+    schema: TableSchema,
+    scratch_name: str,
+    body: Sequence[Statement],
+    finish: Sequence[str],
+    *,
+    expected_base: str | None = None,
 ) -> list[Statement]:
-    """Run ``body`` on a new scratch branch from the session branch's head, fast-forward the
-    session branch to its commit, delete the scratch branch, report.
+    """Run ``body`` then ``finish`` (stage and commit) on a new scratch branch from the
+    session branch's head, fast-forward the session branch to its commit, delete the scratch
+    branch, report.
+
+    Two guards stop the script before it commits, answering in result sets of their own so
+    the caller reads a typed answer, never a message: with ``expected_base``, before ``body``,
+    when the table at the head is not that version (``dolt_hashof_table``: a delta planned
+    against another version is never applied); after ``body``, when ``table`` has
+    uncommitted changes on the session branch (a save never replaces them; checked after the
+    body so that bad rows are reported as such first).
 
     Result sets: [0] from_commit/branch, [1] the working set's status, [2] scratch branches,
-    ..., [-2] from/to commits, branch, diffable, table_hash, new_table_rows (the row count
-    of a table that did not exist before), [-1] the diff stat (empty for a new table).
+    [3] the guard (``dirty``, ``base_hash``: the table's hash the save builds on, ``proceed``:
+    it is the expected one), [4] ``written`` (the body ran), ..., [-2] from/to commits,
+    branch, diffable, table_hash, new_table_rows (the row count of a table that did not
+    exist before), [-1] the diff stat (empty for a new table).
     """
-    name = quote_string(scratch_name)
+    name, table_sql = quote_string(scratch_name), quote_string(table)
     key = quote_string(",".join(schema.primary_key))
-    in_schema = f"TABLE_SCHEMA = database() AND TABLE_NAME = {quote_string(table)}"
+    in_schema = f"TABLE_SCHEMA = database() AND TABLE_NAME = {table_sql}"
+    planned = "TRUE"
+    if expected_base is not None:
+        planned = f"@kedro_dolt_base <=> {quote_string(expected_base)}"
+    stop = quote_string(STOP_BRANCH)
     return [
         "SELECT dolt_hashof('HEAD') AS from_commit, active_branch() AS branch;",
         "SELECT table_name, staged, status FROM dolt_status;",
         SCRATCH_BRANCHES,
         "SET @kedro_dolt_from = dolt_hashof('HEAD');",
         "SET @kedro_dolt_branch = active_branch();",
+        "SET @kedro_dolt_dirty = (SELECT COUNT(*) FROM dolt_status "
+        f"WHERE table_name = {table_sql});",
         f"CALL dolt_branch({name});",
         f"CALL dolt_checkout({name});",
         # Old primary key: dolt_diff_stat cannot compare tables whose key changed.
@@ -151,12 +178,23 @@ def save_script(
         f"WHERE {in_schema} AND CONSTRAINT_NAME = 'PRIMARY');",
         "SET @kedro_dolt_existed = (SELECT COUNT(*) FROM information_schema.TABLES "
         f"WHERE {in_schema});",
+        f"SET @kedro_dolt_base = IF(@kedro_dolt_existed, dolt_hashof_table({table_sql}), NULL);",
+        f"SET @kedro_dolt_proceed = {planned};",
+        "SELECT @kedro_dolt_dirty AS dirty, @kedro_dolt_base AS base_hash, "
+        f"@kedro_dolt_proceed AS proceed, 1 AS {GUARD};",
+        # Checking out a branch that does not exist stops the script here.
+        f"SET @kedro_dolt_go = IF(@kedro_dolt_proceed, active_branch(), {stop});",
+        "CALL dolt_checkout(@kedro_dolt_go);",
         *(s for s in body if s),
+        f"SELECT 1 AS {WRITTEN};",
+        f"SET @kedro_dolt_go = IF(@kedro_dolt_dirty = 0, active_branch(), {stop});",
+        "CALL dolt_checkout(@kedro_dolt_go);",
+        *finish,
         "SET @kedro_dolt_to = dolt_hashof('HEAD');",
-        f"SET @kedro_dolt_table_hash = dolt_hashof_table({quote_string(table)});",
+        f"SET @kedro_dolt_table_hash = dolt_hashof_table({table_sql});",
         "CALL dolt_checkout(@kedro_dolt_branch);",
-        # Atomic: the target moves to the new commit, or (e.g. when the table has uncommitted
-        # changes there, or another writer moved it) the statement fails and nothing moves.
+        # Atomic: the target moves to the new commit, or (e.g. when another writer moved it)
+        # the statement fails and nothing moves.
         f"CALL dolt_merge('--ff-only', {name});",
         f"CALL dolt_branch('-D', {name});",
         f"SET @kedro_dolt_diffable = @kedro_dolt_existed = 0 OR @kedro_dolt_key = {key};",
@@ -167,8 +205,7 @@ def save_script(
         "@kedro_dolt_branch AS branch, @kedro_dolt_diffable AS diffable, "
         "@kedro_dolt_table_hash AS table_hash, IF(@kedro_dolt_existed, NULL, "
         f"(SELECT COUNT(*) FROM {quote_identifier(table)})) AS new_table_rows;",
-        "SELECT * FROM dolt_diff_stat(@kedro_dolt_stat_from, @kedro_dolt_to, "
-        f"{quote_string(table)});",
+        f"SELECT * FROM dolt_diff_stat(@kedro_dolt_stat_from, @kedro_dolt_to, {table_sql});",
     ]
 
 
@@ -221,3 +258,23 @@ def rows_statement(table: str, ref: str, columns: Sequence[str] | None, limit: i
         f"SELECT {wanted} FROM {quote_identifier(validate_table(table))} "
         f"AS OF {quote_string(ref)}{lim};"
     )
+
+
+def _as_key_values(keys: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """Stored key values (a fingerprint's, see :func:`kedro_dolt.fingerprint.canonical`) as
+    values of the key columns' dtypes, for a :class:`Load`."""
+    out = {}
+    for column in schema.columns:
+        values = keys[column.name].to_numpy()
+        if column.sql_type == "datetime(6)":
+            out[column.name] = pd.Series(values.view("int64").astype("datetime64[us]"))
+        elif column.sql_type in ("double", "float"):
+            out[column.name] = pd.Series(values.astype("uint64").view("float64"))
+        elif column.sql_type == "tinyint(1)":
+            out[column.name] = pd.Series(values.astype(bool))
+        elif column.sql_type.split("(")[0] in ("tinyint", "smallint", "mediumint", "int", "bigint"):
+            kind = "uint64" if column.sql_type.endswith("unsigned") else "int64"
+            out[column.name] = pd.Series(values.astype("uint64").view(kind))
+        else:
+            out[column.name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(out)
