@@ -21,13 +21,14 @@ import decimal
 import hashlib
 import os
 import re
+import select
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,6 @@ from .. import scratch
 from ..errors import DoltCommandError, DoltError
 from ..naming import quote_identifier, quote_string, validate_branch
 from ..schema import TableSchema, encode_rows, load_data_statement, null_text_columns
-from ..secrets import mask_url_credentials
 from .cli_io import PipeWriter
 from .messages import explain, with_retries
 from .operations import SQLEngine
@@ -75,41 +75,58 @@ class ServerAddress:
     @classmethod
     def from_con(cls, con: str) -> ServerAddress:
         """Parse ``mysql://user:password@host:port`` (a path, if any, is ignored: the
-        dataset's ``database`` names the database)."""
+        dataset's ``database`` names the database).
+
+        The password may be written as it is (``/``, ``#``, ``?``, ``@``, ``:`` and
+        non-ASCII letters included) or percent-encoded. No error, and no exception chained
+        to it, shows any part of ``con``: it holds the password."""
         if not isinstance(con, str) or "://" not in con:
             raise DoltError(
                 "Invalid credentials: `con` must be a url like mysql://user:password@host:3306.",
                 fix="set con: mysql://USER:${oc.env:DOLT_PASSWORD}@HOST:3306 in "
                 "conf/local/credentials.yml.",
             )
-        parts = urlsplit(con)
-        if parts.scheme not in _SCHEMES:
+        scheme, _, rest = con.partition("://")
+        if scheme.lower() not in _SCHEMES:
+            shown = f" {scheme!r}" if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme) else ""
             raise DoltError(
-                f"Invalid credentials: con url scheme {parts.scheme!r} is not supported.",
+                f"Invalid credentials: con url scheme{shown} is not supported.",
                 fix="use mysql://user:password@host:port (a dolt sql-server speaks MySQL).",
             )
-        try:
-            port = parts.port or DEFAULT_PORT
-        except ValueError as exc:
-            raise DoltError(
-                "Invalid credentials: the con url's port is not a number.",
-                fix="use mysql://user:password@host:3306.",
-            ) from exc
-        if not parts.hostname:
-            raise DoltError(
-                "Invalid credentials: the con url names no host.",
-                fix="use mysql://user:password@host:3306.",
-            )
-        return cls(
-            host=parts.hostname,
-            port=port,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-        )
+        # The host follows the last `@`: everything before it is the user and password.
+        userinfo, at, location = rest.rpartition("@")
+        if not at:
+            location = rest
+        for end in "/?#":
+            location = location.partition(end)[0]
+        host, port = _host_and_port(location)
+        user, _, password = userinfo.partition(":")
+        return cls(host=host, port=port, user=unquote(user) or "root", password=unquote(password))
 
     def url(self, database: str = "") -> str:
         """The address without the password, e.g. ``mysql://kedro@dolt:3306/warehouse``."""
         return f"mysql://{self.user}@{self.host}:{self.port}/{database}"
+
+
+def _host_and_port(location: str) -> tuple[str, int]:
+    """``host[:port]`` or ``[v6 address][:port]`` of a con url (never shown in errors)."""
+    fix = "use mysql://user:password@host:3306 (a host name or address, and a port number)."
+    if location.startswith("["):
+        host, bracket, tail = location[1:].partition("]")
+        if not bracket or (tail and not tail.startswith(":")):
+            raise DoltError("Invalid credentials: the con url's host is malformed.", fix=fix)
+        port_text = tail[1:]
+    else:
+        host, _, port_text = location.partition(":")
+    if not host:
+        raise DoltError("Invalid credentials: the con url names no host.", fix=fix)
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise DoltError(
+            "Invalid credentials: the con url's port is not a number from 1 to 65535.", fix=fix
+        )
+    return host, int(port_text)
 
 
 def _pymysql() -> Any:
@@ -173,14 +190,21 @@ class _Pool:
         self._idle: dict[tuple[ServerAddress, bool, str], list[Any]] = {}
         self._pid = os.getpid()
 
-    def take(self, address: ServerAddress, local_infile: bool, where: str = "") -> Any:
-        with self._lock:
-            if self._pid != os.getpid():  # a forked worker: the parent's sockets are not ours
-                self._idle, self._pid = {}, os.getpid()
-            idle = self._idle.get((address, local_infile, where), [])
-            if idle:
-                return idle.pop()
-        return connect(address, local_infile=local_infile)
+    def take(self, address: ServerAddress, local_infile: bool, where: str = "") -> tuple[Any, bool]:
+        """A live connection, and whether it was pooled (``False``: made now). Pooled ones
+        the server has closed meanwhile (a restart) are dropped unused."""
+        while True:
+            with self._lock:
+                if self._pid != os.getpid():  # a forked worker: the parent's sockets are not ours
+                    self._idle, self._pid = {}, os.getpid()
+                idle = self._idle.get((address, local_infile, where), [])
+                connection = idle.pop() if idle else None
+            if connection is None:
+                return connect(address, local_infile=local_infile), False
+            if not _closed_by_server(connection):
+                return connection, True
+            with contextlib.suppress(Exception):
+                connection.close()
 
     def give(self, address: ServerAddress, local_infile: bool, where: str, connection: Any) -> None:
         closing = [connection]
@@ -203,6 +227,31 @@ class _Pool:
 _POOL = _Pool()
 
 
+def _closed_by_server(connection: Any) -> bool:
+    """Whether the server ended this idle connection (it restarted, or killed the session):
+    an idle MySQL connection has nothing to read unless the server closed it or sent an
+    error. Checked without sending anything."""
+    sock = getattr(connection, "_sock", None)
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _lost(exc: BaseException, connection: Any) -> bool:
+    """Whether ``exc`` means the connection is gone (rather than a refused statement)."""
+    pymysql = _pymysql()
+    if isinstance(exc, pymysql.err.MySQLError):
+        return _error_parts(exc)[0] in _LOST or (
+            isinstance(exc, pymysql.err.InterfaceError) and not getattr(connection, "open", True)
+        )
+    # PyMySQL fails with OSError, or AttributeError on a socket it has dropped already.
+    return isinstance(exc, (OSError, AttributeError)) and not getattr(connection, "open", True)
+
+
 def connect(address: ServerAddress, *, local_infile: bool = False, database: str = "") -> Any:
     """A new autocommit connection, or ``DoltError`` saying why none could be made."""
     global _CONNECTION_CLASS
@@ -214,7 +263,8 @@ def connect(address: ServerAddress, *, local_infile: bool = False, database: str
             host=address.host,
             port=address.port,
             user=address.user,
-            password=address.password,
+            # As bytes: PyMySQL would encode a str as Latin-1; Dolt checks the UTF-8 bytes.
+            password=address.password.encode("utf-8"),
             database=database or None,
             autocommit=True,
             local_infile=local_infile,
@@ -227,8 +277,13 @@ def connect(address: ServerAddress, *, local_infile: bool = False, database: str
         raise DoltError(
             f"Cannot connect to the Dolt server at {address.url(database)}.",
             fix=_CONNECT_FIXES.get(code, "check the credentials' con url and the server."),
-            dolt_message=message,
+            dolt_message=message.replace(address.password or "\0", "***"),
         ) from exc
+    except Exception as exc:  # anything else may quote what it was given: no chain
+        raise DoltError(
+            f"Cannot connect to the Dolt server at {address.url(database)} ({type(exc).__name__}).",
+            fix="check the credentials' con url and the server.",
+        ) from None
 
 
 def _refused(code: int, message: str, results: list[Rows] | None = None) -> DoltCommandError:
@@ -298,6 +353,9 @@ class ServerConnection:
     @property
     def location(self) -> str:
         return self.address.url(self.database)
+
+    #: Small loads go by ``INSERT``, which stores ``-0.0`` as ``0.0``: so do all of them.
+    keeps_negative_zero = False
 
     @property
     def cache_dir(self) -> Path:
@@ -382,11 +440,12 @@ class ServerConnection:
             f"@{self.address.host}:{self.address.port}/{quote(self.database, safe='')}"
         )
         try:
-            table = reader.read_sql(url, statement.rstrip(";"), return_type="arrow")
-        except Exception as exc:  # connectorx raises RuntimeError with the server's message
-            message = mask_url_credentials(str(exc)).replace(self.address.password or "\0", "***")
-            raise _refused(1105, message) from exc
-        return _as_table(table)
+            return _as_table(reader.read_sql(url, statement.rstrip(";"), return_type="arrow"))
+        except Exception:
+            pass  # (outside this block: its message, url included, must not chain to ours)
+        # Its binary protocol fails on some values Dolt holds (years before 1000 drop the
+        # connection): read the text protocol, whose errors are classified and masked.
+        return self.run_arrow([statement])[0]
 
     def run_query(self, database: str, revision: str, statement: str) -> pa.Table | None:
         use = f"USE {quote_identifier(f'{database}/{revision}')};"
@@ -426,22 +485,17 @@ class ServerConnection:
         return self._local_infile
 
     def _run_plain(self, statement: str) -> list[tuple[Any, ...]]:
-        """One statement outside any database, on a fresh connection from the pool."""
-        connection = _POOL.take(self.address, False)
+        """One statement outside any database, on a connection from the pool."""
+        connection, _ = _POOL.take(self.address, False)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(statement)
                 rows = list(cursor.fetchall()) if cursor.description else []
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                connection.close()
-            if isinstance(exc, _pymysql().err.MySQLError):
-                code, message = _error_parts(exc)
-                error = _refused(code, message)
-                if code in _LOST or _denied(code, message):
-                    raise self._error(error, "The Dolt server refused or lost the session") from exc
-                raise error from exc
-            raise
+            failure = self._failure(exc, connection, [])
+            if failure is exc:
+                raise
+            raise failure from exc
         _POOL.give(self.address, False, "", connection)
         return rows
 
@@ -451,35 +505,57 @@ class ServerConnection:
         local = any(isinstance(s, Load) for s in statements) and self._uses_local_infile()
         db = f"{self.database}/{validate_branch(branch)}" if branch else self.database
         where = db if use else ""
-        connection = _POOL.take(self.address, local, where)
-        results: list[Any] = []
-        try:
-            with connection.cursor() as cursor, scratch.temp_dir() as tmp:
-                if use:
-                    cursor.execute(f"USE {quote_identifier(db)}")
-                for i, statement in enumerate(statements):
-                    if isinstance(statement, Load):
-                        self._load(connection, cursor, statement, local, Path(tmp) / f"{i}.tsv")
-                        continue
-                    text = statement.strip().rstrip(";")
-                    if not text:
-                        continue
-                    cursor.execute(text)
-                    if cursor.description:
-                        results.append(_arrow(cursor) if arrow else _rows(cursor))
-        except Exception as exc:
-            # The session's state (checked-out branch, variables) is unknown now.
-            with contextlib.suppress(Exception):
-                connection.close()
-            if isinstance(exc, _pymysql().err.MySQLError):
-                code, message = _error_parts(exc)
-                error = _refused(code, message, [] if arrow else results)
-                if code in _LOST or code in _CONNECT_FIXES or _denied(code, message):
-                    raise self._error(error, "The Dolt server refused or lost the session") from exc
-                raise error from exc
-            raise
-        _POOL.give(self.address, local, where, connection)
-        return results
+        script: list[Statement] = [f"USE {quote_identifier(db)}"] if use else []
+        script += statements
+        while True:
+            connection, pooled = _POOL.take(self.address, local, where)
+            results: list[Any] = []
+            sent = 0
+            try:
+                with connection.cursor() as cursor, scratch.temp_dir() as tmp:
+                    for i, statement in enumerate(script):
+                        if isinstance(statement, Load):
+                            self._load(connection, cursor, statement, local, Path(tmp) / f"{i}.tsv")
+                        elif text := statement.strip().rstrip(";"):
+                            cursor.execute(text)
+                            if cursor.description:
+                                results.append(_arrow(cursor) if arrow else _rows(cursor))
+                        sent += 1
+            except Exception as exc:
+                first_use = sent == 0 and str(script[0]).startswith("USE ")
+                if pooled and first_use and _lost(exc, connection):
+                    # A pooled session the server dropped while it was idle: only a USE was
+                    # sent, so try once more on a new connection.
+                    with contextlib.suppress(Exception):
+                        connection.close()
+                    continue
+                failure = self._failure(exc, connection, [] if arrow else results)
+                if failure is exc:
+                    raise
+                raise failure from exc
+            _POOL.give(self.address, local, where, connection)
+            return results
+
+    def _failure(self, exc: BaseException, connection: Any, results: list[Rows]) -> BaseException:
+        """What to raise for ``exc`` from ``connection`` (closed here: its session's state
+        is unknown now): a lost connection or a refusal the user can act on as a
+        ``DoltError`` with the fix, another refused statement as ``DoltCommandError``
+        (``results``: those of the statements before it), anything else as it is."""
+        lost = _lost(exc, connection)
+        with contextlib.suppress(Exception):
+            connection.close()
+        what = "The Dolt server refused or lost the session"
+        if lost:
+            code, message = _error_parts(exc)
+            message = message if code in _LOST else f"{type(exc).__name__}: the connection closed"
+            return self._error(_refused(2013, message, results), what)
+        if isinstance(exc, _pymysql().err.MySQLError):
+            code, message = _error_parts(exc)
+            error = _refused(code, message, results)
+            if code in _CONNECT_FIXES or _denied(code, message):
+                return self._error(error, what)
+            return error
+        return exc
 
     def _load(self, connection: Any, cursor: Any, load: Load, local: bool, path: Path) -> None:
         """Send ``load``'s rows: LOAD DATA LOCAL streamed through a named pipe for big loads
