@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import DoltError
 from .naming import quote_identifier, quote_string, validate_column
@@ -184,7 +185,7 @@ def _column_for(name: str, series: pd.Series, *, key: bool) -> Column:
         # Dolt keeps microseconds; nanoseconds are truncated (documented limit).
         return Column(name, "datetime(6)", True, label)
     if isinstance(dtype, pd.StringDtype):
-        return Column(name, KEY_STRING_TYPE if key else "longtext", True, label)
+        return Column(name, KEY_STRING_TYPE if key else "longtext", True, _string_label(dtype))
     if pd.api.types.is_object_dtype(dtype):
         kind = pd.api.types.infer_dtype(series, skipna=True)
         if kind in ("string", "empty"):
@@ -368,10 +369,23 @@ def _arrow_to_nullable(arrow_type: pa.DataType) -> Any:
     return None
 
 
+def _string_label(dtype: pd.StringDtype) -> str:
+    """The dtype's name, with its storage when the name alone would load another one
+    (``string[python]`` where ``string`` means pyarrow; ``str[python]`` likewise)."""
+    label = str(dtype)
+    if pd.api.types.pandas_dtype(label) == dtype:
+        return label
+    return f"{label}[{dtype.storage}]"
+
+
 def _string_dtype(name: str) -> Any:
+    if name.startswith("str[") and name.endswith("]"):  # see _string_label
+        return pd.StringDtype(name[4:-1], na_value=np.nan)
     if name == "str":
         return pd.StringDtype(na_value=np.nan) if _PANDAS_3 else object
-    return pd.StringDtype() if name.startswith("string") else object
+    if name.startswith("string"):
+        return pd.api.types.pandas_dtype(name)
+    return object
 
 
 def _cast(series: pd.Series, column: Column) -> pd.Series:
@@ -384,7 +398,7 @@ def _cast(series: pd.Series, column: Column) -> pd.Series:
         if getattr(target, "tz", None) is not None:
             return stamps.dt.tz_localize("UTC").dt.tz_convert(target.tz).astype(target)
         return stamps.astype(target)
-    if dtype in ("object", "str") or dtype.startswith("string"):
+    if dtype in ("object", "str") or dtype.startswith(("string", "str[")):
         if dtype == "object":
             return series.astype(object).where(series.notna(), None)
         return series.astype(_string_dtype(dtype))
@@ -430,8 +444,20 @@ def _typed(table: pa.Table, schema: TableSchema) -> pa.Table:
         index = table.schema.get_field_index(column.name)
         target = _text_type(column.sql_type)
         if target is not None and pa.types.is_string(table.schema.field(index).type):
-            table = table.set_column(index, column.name, table.column(index).cast(target))
+            table = table.set_column(index, column.name, _parsed(table.column(index), target))
     return table
+
+
+def _parsed(text: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    try:
+        return text.cast(target)
+    except pa.ArrowInvalid:
+        if not pa.types.is_timestamp(target):
+            raise
+    # Dolt writes years before 1000 with fewer digits (`999-01-01 ...`): pad them to four.
+    for digits, zeros in ((1, "000"), (2, "00"), (3, "0")):
+        text = pc.replace_substring_regex(text, rf"^(\d{{{digits}}})-", rf"{zeros}\1-")
+    return text.cast(target)
 
 
 def decode_table(table: pa.Table, schema: TableSchema | None = None) -> pd.DataFrame:

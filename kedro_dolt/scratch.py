@@ -4,7 +4,9 @@ A save never writes where anyone reads: it writes and commits on a scratch branc
 ``kedro-dolt/<purpose>/<host>/<pid>/<random>`` and then fast-forwards the target branch to it.
 A process killed mid-save leaves its scratch branch (and its temp dir of rows) behind; the
 names say which host and process own them, so the next kedro-dolt operation on the same host
-removes exactly those whose process is gone.
+removes exactly those whose process is gone. A save of this process that could not delete its
+branch (a server that died mid-save) leaves one this process no longer uses: it is released,
+and removed like a dead process's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,9 +35,24 @@ def _host() -> str:
     return _UNSAFE.sub("-", socket.gethostname()).strip("-")[:40] or "host"
 
 
+#: This process's scratch branches in use (added when named, removed by :func:`release`).
+_IN_USE: set[str] = set()
+_IN_USE_LOCK = threading.Lock()
+
+
 def branch_name(purpose: str) -> str:
-    """A fresh scratch branch name owned by this process, e.g. ``kedro-dolt/save/h/42/ab12``."""
-    return f"{BRANCH_PREFIX}{purpose}/{_host()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+    """A fresh scratch branch name owned by this process, e.g. ``kedro-dolt/save/h/42/ab12``,
+    in use until :func:`release`."""
+    name = f"{BRANCH_PREFIX}{purpose}/{_host()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+    with _IN_USE_LOCK:
+        _IN_USE.add(name)
+    return name
+
+
+def release(name: str) -> None:
+    """The operation that named ``name`` is over: a branch of that name left behind is debris."""
+    with _IN_USE_LOCK:
+        _IN_USE.discard(name)
 
 
 def pid_alive(pid: int) -> bool:
@@ -48,7 +66,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_stale(branch: str) -> bool:
-    """Whether ``branch`` is a kedro-dolt scratch branch whose owner is known to be dead.
+    """Whether ``branch`` is a kedro-dolt scratch branch whose owner is known to be dead, or
+    one of this process's that no operation uses any more.
 
     Branches of other hosts are never judged (their processes cannot be seen from here).
     Names without an owner (``kedro-dolt/merge-<hex>`` of kedro-dolt 0.1) are debris of an
@@ -62,7 +81,10 @@ def is_stale(branch: str) -> bool:
     if owned["host"] != _host():
         return False
     pid = int(owned["pid"])
-    return pid != os.getpid() and not pid_alive(pid)
+    if pid == os.getpid():
+        with _IN_USE_LOCK:
+            return branch not in _IN_USE
+    return not pid_alive(pid)
 
 
 def stale_branches(names: Iterable[str]) -> list[str]:

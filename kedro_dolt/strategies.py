@@ -266,6 +266,7 @@ class MergeBranch:
         finally:
             with contextlib.suppress(DoltError):
                 engine.delete_branch(temp)
+            scratch.release(temp)
         if (merged.from_commit, merged.to_commit) == (written.from_commit, written.to_commit):
             stats = written.stats  # a fast-forward onto exactly the save's commit: its diff
         else:
