@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 
 from kedro_dolt.engine import DoltCLIEngine
-from kedro_dolt.schema import TableSchema, decode_table
+from kedro_dolt.engine.codec import decode_table
+from kedro_dolt.engine.schema import TableSchema
 
 TABLE = "bench"
 

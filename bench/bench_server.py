@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import kedro_projects
 from bench.bench_goals import KEY, dolt_home, environ, init_repo, make_frame
 from kedro_dolt import DoltTableDataset
-from tests.dolt_server import DoltServer
+from tests.support.dolt_server import DoltServer
 
 
 def progress(message: str) -> None:

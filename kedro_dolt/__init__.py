@@ -1,11 +1,14 @@
 """kedro-dolt: Dolt (Git for data) as the versioned storage layer of Kedro pipelines."""
 
+from . import _compat
 from .datasets import DoltSQLQueryDataset, DoltTableDataset
 from .engine import DoltCLIEngine, DoltEngine
 from .errors import DoltError
-from .metadata import ActionRecord, CallbackMeta
-from .remote import Remote
-from .strategies import AppendBranch, MergeBranch, NewBranch
+from .versioning.records import ActionRecord, CallbackMeta
+from .versioning.remote import Remote
+from .versioning.strategies import AppendBranch, MergeBranch, NewBranch
+
+_compat.install()  # module paths of 0.2.0 pre-releases (kedro_dolt.hooks, ...) keep working
 
 __version__ = "0.2.0"
 

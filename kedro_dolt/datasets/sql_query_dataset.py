@@ -7,10 +7,11 @@ from typing import Any, NoReturn
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 
-from .. import context
-from ..engine import DoltEngine, engine_for
-from ..metadata import ActionRecord, emit
+from ..engine import DoltEngine
+from ..framework import context
 from ..naming import validate_ref
+from ..versioning.records import ActionRecord, emit
+from .config import dataset_engine
 
 
 class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
@@ -29,10 +30,10 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
     a commit, `` `db/main`.t `` reads branch main's working set (uncommitted changes too);
     nothing can be written there either.
 
-    Example usage for the `YAML API <https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/>`_:
+    Examples:
+        Using the [YAML API](https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/):
 
-    .. code-block:: yaml
-
+        ```yaml
         company_counts:
           type: kedro_dolt.DoltSQLQueryDataset
           database: data/warehouse
@@ -46,18 +47,20 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
           database: warehouse           # the database's name on the server
           credentials: dolt_server      # conf/local/credentials.yml: {con: mysql://...}
           sql: SELECT COUNT(*) AS n FROM companies
+        ```
 
-    Example usage for the `Python API <https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/>`_:
+        Using the [Python API](https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/):
 
-    .. code-block:: pycon
-
-        >>> from kedro_dolt import DoltSQLQueryDataset
+        >>> import pandas as pd
+        >>> from kedro_dolt import DoltSQLQueryDataset, DoltTableDataset
         >>>
+        >>> companies = pd.DataFrame({"id": [1, 2], "name": ["Acme", "Globex"]})
+        >>> DoltTableDataset(database=tmp_path / "warehouse", table="companies").save(companies)
         >>> counts = DoltSQLQueryDataset(
         ...     database=tmp_path / "warehouse",
         ...     sql="SELECT COUNT(*) AS n FROM companies",
         ... )
-        >>> counts.load()["n"].iloc[0]
+        >>> int(counts.load()["n"].iloc[0])
         2
     """
 
@@ -85,12 +88,12 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
                 "DoltSQLQueryDataset needs a non-empty 'sql'. Fix: set sql: SELECT ..."
             )
         # sqlglot is imported only by projects that have a query dataset (~0.15 s).
-        from ..sql_policy import read_only_statement
+        from ..engine.sql_policy import read_only_statement
 
         read_only_statement(sql)  # a bad query fails when the catalog is built, not at load
         self._sql = sql
         self._ref = validate_ref(ref) if ref is not None else None
-        self._engine: DoltEngine = engine_for(database, credentials)
+        self._engine: DoltEngine = dataset_engine(database, credentials)
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:

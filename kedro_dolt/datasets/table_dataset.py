@@ -7,7 +7,6 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from copy import deepcopy
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -15,39 +14,16 @@ import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError, Version
 from kedro_datasets._typing import TablePreview
 
-from .. import context
-from ..commits import commit_message, save_trailers
-from ..engine import SAVE_MODES, DoltEngine, engine_for
-from ..metadata import ActionRecord, CallbackMeta, emit
-from ..naming import (
-    RUN_ID_RE,
-    run_state_ref,
-    validate_branch,
-    validate_column,
-    validate_ref,
-    validate_table,
-)
-from ..remote import Remote, with_credentials
-from ..schema import TableSchema
-from ..strategies import BranchStrategy, branch_strategy
+from ..engine import SAVE_MODES, CommitMessage, DoltEngine, TableSchema
+from ..framework import context
+from ..naming import RUN_ID_RE, run_state_ref, validate_branch, validate_ref, validate_table
+from ..versioning.commits import save_trailers
+from ..versioning.records import ActionRecord, CallbackMeta, emit
+from ..versioning.remote import Remote, with_credentials
+from ..versioning.strategies import BranchStrategy, SaveRequest, branch_strategy
+from .config import dataset_engine, load_columns, merge_args, primary_key
 
 logger = logging.getLogger(__name__)
-
-
-def _merge_args(
-    defaults: dict[str, Any], given: Mapping[str, Any] | None, *, name: str
-) -> dict[str, Any]:
-    if given is not None and not isinstance(given, Mapping):
-        raise DatasetError(
-            f"Invalid {name} {given!r}: a mapping of options is expected. "
-            f"Fix: give e.g. {name}: {{{sorted(defaults)[0]}: ...}} (options: {sorted(defaults)})."
-        )
-    args = deepcopy(defaults)
-    unknown = sorted(set(given or {}) - set(defaults))
-    if unknown:
-        raise DatasetError(f"Unknown {name} {unknown}. Fix: use only {sorted(defaults)}.")
-    args.update(given or {})
-    return args
 
 
 class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -65,10 +41,10 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     Int64/boolean/string), keeping NULL apart from the empty string. The DataFrame index is
     not stored.
 
-    Example usage for the `YAML API <https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/>`_:
+    Examples:
+        Using the [YAML API](https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/):
 
-    .. code-block:: yaml
-
+        ```yaml
         companies:
           type: kedro_dolt.DoltTableDataset
           database: data/warehouse      # a Dolt repository; created on the first save
@@ -109,10 +85,9 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
           table: companies
           credentials: dolt_server      # conf/local/credentials.yml:
                                         #   dolt_server: {con: "mysql://kedro:${oc.env:DOLT_PASSWORD}@dolt:3306"}
+        ```
 
-    Example usage for the `Python API <https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/>`_:
-
-    .. code-block:: pycon
+        Using the [Python API](https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/):
 
         >>> import pandas as pd
         >>> from kedro_dolt import DoltTableDataset
@@ -196,9 +171,9 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._version = version
         if version is not None and version.load is not None and not RUN_ID_RE.match(version.load):
             validate_ref(version.load, key="load version")
-        self._load_args = _merge_args(self.DEFAULT_LOAD_ARGS, load_args, name="load_args")
-        self._save_args = _merge_args(self.DEFAULT_SAVE_ARGS, save_args, name="save_args")
-        self._load_args["columns"] = _load_columns(self._load_args["columns"])
+        self._load_args = merge_args(self.DEFAULT_LOAD_ARGS, load_args, name="load_args")
+        self._save_args = merge_args(self.DEFAULT_SAVE_ARGS, save_args, name="save_args")
+        self._load_args["columns"] = load_columns(self._load_args["columns"])
         message = self._save_args["commit_message"]
         if message is not None and (not isinstance(message, str) or "\x00" in message):
             raise DatasetError(
@@ -211,7 +186,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 "would overwrite the data. Fix: give the lineage table another name, e.g. "
                 "meta: {table: kedro_runs}."
             )
-        self._primary_key = _primary_key(self._save_args["primary_key"])
+        self._primary_key = primary_key(self._save_args["primary_key"])
         mode = self._save_args["mode"]
         if mode not in SAVE_MODES:
             raise DatasetError(
@@ -225,7 +200,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 "save_args.primary_key is set. Fix: set primary_key: <column(s)>, or use "
                 "mode append or overwrite."
             )
-        self._engine: DoltEngine = engine_for(database, credentials)
+        self._engine: DoltEngine = dataset_engine(database, credentials)
         self._remote = with_credentials(self._remote, credentials)  # its remote_password
         self.metadata = metadata
 
@@ -336,7 +311,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         trailers = save_trailers(dataset=context.current_dataset(), table=self._table)
         if run_id:
             trailers["run_id"] = run_id
-        message = commit_message(self._save_args["commit_message"], trailers)
+        message = CommitMessage.for_save(self._save_args["commit_message"], trailers)
         tag = self._tag_name(run_id)  # checked before anything is written
         if tag and self._engine.exists() and tag in self._engine.tags():
             raise DatasetError(
@@ -349,16 +324,18 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         strategy, base = self._active_strategy()
         # An existing repository gets the remote checked (or added) by the pull.
         checked = self._remote is not None and self._engine.exists()
-        pulled = self._pull(strategy, for_save=True)
-        outcome = strategy.save(
-            self._engine,
+        pulled = self._pull(strategy, for_save=True)  # clones a missing repository
+        # The one place a save creates the repository (when no remote cloned it).
+        self._engine.ensure_repository(initial_branch=strategy.initial_branch)
+        request = SaveRequest(
             self._table,
             data,
-            schema=schema,
-            message=message,
+            schema,
+            message,
             lineage=self._lineage_row(trailers, strategy, len(data)),
             mode=self._save_args["mode"],
         )
+        outcome = strategy.save(self._engine, request)
         if tag:
             self._engine.tag(tag, outcome.to_commit, f"kedro-dolt: {self._table} at {run_id}")
         pushed = False
@@ -462,40 +439,3 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if self._version is not None:
             described["version"] = self._version
         return described
-
-
-def _load_columns(value: Any) -> list[str] | None:
-    """``load_args.columns`` as a list of column names (``None``: all columns)."""
-    if value is None:
-        return None
-    if (
-        isinstance(value, str)
-        or not isinstance(value, (list, tuple))
-        or not value
-        or not all(isinstance(c, str) and c for c in value)
-    ):
-        raise DatasetError(
-            f"Invalid load_args.columns {value!r}: a non-empty list of column names is "
-            "expected. Fix: e.g. columns: [id, name], or leave it out to load every column."
-        )
-    return [validate_column(c) for c in value]
-
-
-def _primary_key(value: Any) -> list[str]:
-    """``save_args.primary_key`` as a list of column names."""
-    if value is None:
-        return []
-    keys = [value] if isinstance(value, str) else value
-    if not isinstance(keys, (list, tuple)) or not all(
-        isinstance(k, str) and k.strip() for k in keys
-    ):
-        raise DatasetError(
-            f"Invalid save_args.primary_key {value!r}: give a column name or a list of column "
-            "names. Fix: e.g. primary_key: id, or primary_key: [country, id]."
-        )
-    if len({k.lower() for k in keys}) != len(keys):
-        raise DatasetError(
-            f"Invalid save_args.primary_key {value!r}: a column is named twice. "
-            "Fix: list each key column once."
-        )
-    return [validate_column(k) for k in keys]

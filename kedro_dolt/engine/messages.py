@@ -1,22 +1,16 @@
-"""Dolt's messages turned into errors a user can act on, and retries of transient failures.
+"""Dolt's messages turned into errors a user can act on.
 
 Both transports raise ``DoltCommandError`` with Dolt's own message; this module knows which
-messages have a known fix (:func:`explain`) and which mean "another writer was busy, nothing
-changed: try again" (:func:`with_retries`).
+messages have a known fix (:func:`explain`) and shortens Go panics (:func:`dolt_summary`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import re
-import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 from ..errors import DoltCommandError, DoltError
-
-T = TypeVar("T")
 
 # Dolt's message fragment -> what the user should do about it.
 _FIXES: tuple[tuple[str, str], ...] = (
@@ -117,31 +111,3 @@ def translated(what: str, fix: str = "") -> Iterator[None]:
         raise DoltError(
             what, fix=explain(exc.dolt_message, fix), dolt_message=exc.dolt_message
         ) from exc
-
-
-#: Dolt's messages for an optimistic-concurrency failure: another process (a plain `dolt sql`
-#: reader included) held the store for a moment. The statement changed nothing: try again.
-_TRANSIENT = ("cannot update manifest", "database is read only", "serialization failure")
-RETRY_ATTEMPTS = 10
-RETRY_BASE_DELAY = 0.05  # seconds; doubled per attempt (up to RETRY_MAX_DELAY), with jitter
-RETRY_MAX_DELAY = 1.0
-
-
-def is_transient(exc: DoltCommandError) -> bool:
-    if exc.transient:
-        return True
-    lowered = exc.dolt_message.lower()
-    return any(fragment in lowered for fragment in _TRANSIENT)
-
-
-def with_retries(attempt: Callable[[], T]) -> T:
-    """Run ``attempt``; after a transient Dolt error, again with backoff (bounded)."""
-    for tries in range(1, RETRY_ATTEMPTS + 1):
-        try:
-            return attempt()
-        except DoltCommandError as exc:
-            if tries == RETRY_ATTEMPTS or not is_transient(exc):
-                raise
-            delay = min(RETRY_BASE_DELAY * 2 ** (tries - 1), RETRY_MAX_DELAY)
-            time.sleep(delay * (1 + random.random()))
-    raise AssertionError("unreachable")

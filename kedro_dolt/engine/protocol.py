@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
 
-from ..schema import TableSchema
+from .commits import CommitMessage
 from .results import (
     CommitResult,
     DiffStat,
@@ -18,12 +18,13 @@ from .results import (
     RepositoryState,
     TableRead,
 )
+from .schema import TableSchema
 
 #: ``save_args.mode``: the frame becomes the table / its rows are inserted / inserted or
 #: replaced by primary key.
 SAVE_MODES = ("overwrite", "append", "upsert")
 #: ``(lineage_table, row)`` to add in a save's commit, or ``None``.
-Lineage = tuple[str, dict[str, Any]] | None
+Lineage = tuple[str, Mapping[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class DoltEngine(Protocol):
     def resolve(self, ref: str, *, branch: str | None = None) -> str: ...
     def create_branch(self, branch: str, start_point: str, *, exist_ok: bool = False) -> None: ...
     def delete_branch(self, branch: str) -> None: ...
-    def merge(self, source: str, into: str, *, message: str, on_conflict: str) -> MergeResult: ...
+    def merge(
+        self, source: str, into: str, *, message: CommitMessage | str, on_conflict: str
+    ) -> MergeResult: ...
     def find_run_commit(self, run_id: str, *, table: str, branch: str | None) -> str | None: ...
     def remotes(self) -> dict[str, str]: ...
     def add_remote(self, name: str, url: str) -> None: ...
@@ -85,7 +88,7 @@ class DoltEngine(Protocol):
         *,
         schema: TableSchema,
         branch: str | None,
-        message: str,
+        message: CommitMessage | str,
         lineage: Lineage = None,
         mode: str = "overwrite",
     ) -> CommitResult: ...

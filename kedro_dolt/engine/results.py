@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..schema import TableSchema
+from .schema import TableSchema
 
 
 @dataclass(frozen=True)

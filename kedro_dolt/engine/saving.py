@@ -1,223 +1,182 @@
-"""A save, as one straight line: check the frame, plan the write, run it, keep its fingerprint.
+"""Saves: ``write_table`` and the guarded script on a scratch branch that every save runs.
 
-* :func:`~.validate.stored` makes the frame what Dolt will store and refuses what it would not
-  store as given; every plan writes that frame.
-* The plan is a value: :class:`Unchanged` (the head holds exactly these rows),
-  :class:`FullWrite` or :class:`DeltaWrite` (only the changed rows, against a known version of
-  the table).
-* The write runs as one guarded script on a scratch branch (:func:`.statements.save_script`).
-  Its guard answers in a result set: :class:`Stopped` says the table had uncommitted changes
-  (refused) or was not the planned version (a delta becomes a full write). No message text is
-  ever matched to decide.
-* A fingerprint is kept only for the table hash it describes: a full overwrite's is the
-  frame's; an append's or upsert's is derived from the old one only when the save built on
-  exactly that version. Keeping it is bookkeeping after the commit: it never fails the save.
+What to write is planned by :mod:`.planning`; this module runs it: one script per attempt
+(:func:`.sql.saves.save_script`), under the write lock, retried on a fresh scratch branch when
+another writer was busy or moved the target first. A script stopped by its guard answers with
+:class:`~.planning.Stopped`; any other failure goes to :mod:`.recovery`.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pandas as pd
 
-from ..errors import DoltError
-from ..fingerprint import Delta, Fingerprint, FingerprintStore, delta
-from ..schema import TableSchema
-from . import statements as sql
-from .results import CommitResult, DiffStat
-from .transport import Statement
-from .validate import conform, stored
-
-if TYPE_CHECKING:
-    from .operations import SQLEngine
-
-logger = logging.getLogger(__name__)
-
-#: Pauses (seconds) before looking again at a table found with uncommitted changes.
-DIRTY_RECHECKS = (0.05, 0.1, 0.2, 0.4)
-
-#: A fingerprint and the table hash it describes.
-Known = tuple[str, Fingerprint]
+from ..errors import DoltCommandError, DoltError
+from ..naming import validate_branch, validate_table
+from . import scratch
+from .commits import CommitMessage
+from .planning import Stopped, TableSave
+from .protocol import SAVE_MODES, Lineage
+from .remotes import RemoteOps
+from .results import CommitResult, DiffStat, TableBase
+from .retry import with_retries
+from .schema import TableSchema
+from .sql import saves as sql
+from .sql import tables as sql_tables
+from .transport import Rows, Statement
 
 
-@dataclass(frozen=True)
-class Unchanged:
-    """The head's table holds exactly the frame's rows: nothing is written."""
+class SaveOps(RemoteOps):
+    """:class:`~.protocol.DoltEngine`'s ``write_table``."""
 
-    head: str
-    branch: str
-
-
-@dataclass(frozen=True)
-class FullWrite:
-    """Every row is written: the table becomes the frame (overwrite) or gains its rows."""
-
-    derived_from: Known | None = None  # append/upsert: the table's fingerprint, if known
-
-
-@dataclass(frozen=True)
-class DeltaWrite:
-    """Only the changed rows are written, onto the version of the table ``base`` names."""
-
-    change: Delta
-    base: Known
-
-
-SavePlan = Unchanged | FullWrite | DeltaWrite
-
-
-@dataclass(frozen=True)
-class Stopped:
-    """The script's guard stopped it before it wrote anything."""
-
-    dirty: bool  # the table has uncommitted changes on the target branch
-    base_hash: str | None  # the table's hash at the target's head (None: no such table)
-
-
-class TableSave:
-    """One ``write_table`` call: the frame, where it goes, and the engine that writes it."""
-
-    def __init__(
+    def write_table(
         self,
-        engine: SQLEngine,
         table: str,
         frame: pd.DataFrame,
-        schema: TableSchema,
         *,
-        target: str | None,
-        mode: str,
-        finish: list[str],
-    ) -> None:
-        self.engine, self.table, self.target, self.mode = engine, table, target, mode
-        self.schema = schema
-        self.frame = stored(frame, schema, negative_zero=engine.transport.keeps_negative_zero)
-        self.finish = finish
-        self.store = FingerprintStore(engine.transport.cache_dir)
+        schema: TableSchema,
+        branch: str | None,
+        message: CommitMessage | str,
+        lineage: Lineage = None,
+        mode: str = "overwrite",
+    ) -> CommitResult:
+        """Write ``frame`` to ``table`` on ``branch`` in at most one commit.
 
-    @property
-    def ddl(self) -> str:
-        return self.schema.ddl(self.table)
+        ``mode``: ``overwrite`` makes the frame the table's whole content; ``append``
+        inserts its rows (an existing key is an error); ``upsert`` inserts or replaces rows
+        by primary key and keeps the others. ``branch=None`` writes to the checked-out
+        branch. Nothing is checked out. Identical content makes no commit. ``lineage=
+        (lineage_table, row)`` adds ``row`` to that table in the same commit, only when
+        ``table`` changed. A missing repository is created first (``dolt init``).
 
-    # -- the line ---------------------------------------------------------------------------
+        The rows are written and committed on a private scratch branch made from the target's
+        head, then the target is fast-forwarded to that commit: nobody reading the target ever
+        sees a half-written table, the commit holds only ``table`` (and the lineage table),
+        the user's uncommitted work on the target stays in its working set, and a failed or
+        killed save leaves the target exactly as it was (see :mod:`.scratch`). A table with
+        uncommitted changes on the target is never written. An overwrite whose rows match
+        the head's (by :mod:`.fingerprint`) writes nothing; a small change of a keyed table
+        writes only the changed rows (see :mod:`.planning`).
+        """
+        validate_table(table)
+        if mode not in SAVE_MODES:
+            raise DoltError(f"Invalid save mode {mode!r}.", fix=f"use one of {SAVE_MODES}.")
+        target = validate_branch(branch) if branch else None
+        self.ensure_repository(initial_branch=target)
+        finish = sql.finish_statements(table, message, self.author(), lineage)
+        scratch.remove_stale_temp_dirs()
+        save = TableSave(self, table, frame, schema, target=target, mode=mode, finish=finish)
+        try:
+            return save.run()
+        except DoltError as exc:
+            if mode == "append" and "duplicate primary key" in exc.dolt_message:
+                # The frame's own keys are unique (checked before writing): the table has one.
+                raise DoltError(
+                    f"{exc.what} save_args.mode append inserts new rows only, and a row "
+                    "with one of these keys is already in the table.",
+                    fix="use mode upsert to replace existing rows, or drop the rows "
+                    "whose keys exist already.",
+                    dolt_message=exc.dolt_message,
+                ) from exc
+            raise
 
-    def run(self) -> CommitResult:
-        latest = self.store.latest(self.table)
-        if self.mode == "overwrite" and latest is None:
-            # Nothing to compare the rows with: hash them while Dolt loads them.
-            with Fingerprint.hashing(self.frame, self.schema, self.ddl) as hashed:
-                result = self._write(self._full_body(), expected=None)
-            self._keep(result, lambda: hashed.fingerprint)
-            return result
-        fingerprint = Fingerprint.of(self.frame, self.schema, self.ddl)
-        plan = self.plan(latest, fingerprint)
-        if isinstance(plan, Unchanged):
-            return CommitResult(plan.branch, plan.head, plan.head, DiffStat())
-        if isinstance(plan, DeltaWrite):
-            body = sql.delta_body(self.table, self.frame, self.schema, plan.change)
-            outcome = self._attempt(body, expected=plan.base[0])
-            if isinstance(outcome, CommitResult):
-                self._keep(outcome, lambda: fingerprint)
-                return outcome
-            plan = FullWrite()  # the table is not the version planned against: write it all
-        result = self._write(self._full_body(), expected=None)
-        self._keep(result, lambda: self._fingerprint_after(result, plan, fingerprint))
-        return result
-
-    def plan(self, latest: Known | None, fingerprint: Fingerprint) -> SavePlan:
-        """What to write. Modes and an overwrite that looks unchanged read the table's base
-        (its hash, schema and whether it has uncommitted changes); other overwrites plan a
-        delta against the newest fingerprint, which the script's guard then checks."""
-        old: Known | None = latest
-        if self.mode != "overwrite" or (latest and latest[1].same_rows(fingerprint)):
-            base = self.engine.base(self.table, self.target)
-            found = self.store.load(self.table, base.table_hash)
-            old = (str(base.table_hash), found) if found else None
-            if self.mode != "overwrite":
-                if base.schema is not None:
-                    self.frame, self.schema = conform(
-                        self.frame, self.schema, self.table, base.schema, self.mode
-                    )
-                return FullWrite(derived_from=old)
-            if found is not None and found.same_rows(fingerprint):
-                if (
-                    base.dirty and self._dirty()
-                ):  # committed rows are the frame's; the working set's not
-                    raise self._uncommitted()
-                return Unchanged(base.head, base.branch)
-        change = delta(old[1], fingerprint) if old else None
-        return DeltaWrite(change, old) if change is not None and old else FullWrite()
-
-    # -- writing ----------------------------------------------------------------------------
-
-    def _full_body(self) -> list[Statement]:
-        return sql.full_body(self.table, self.schema, self.frame, self.mode)
-
-    def _write(self, body: list[Statement], *, expected: str | None) -> CommitResult:
-        outcome = self._attempt(body, expected=expected)
-        if isinstance(outcome, Stopped):  # without an expected base only a dirty table stops
-            raise self._uncommitted()
-        return outcome
-
-    def _attempt(self, body: list[Statement], *, expected: str | None) -> CommitResult | Stopped:
-        """Run the script; a table found with uncommitted changes is looked at again a few
-        times before the save refuses: a server updates a branch's head and its working set
-        one after the other, so a reader can see the working set lag the head for a moment."""
-        for delay in (*DIRTY_RECHECKS, None):
-            outcome = self.engine.save_on_scratch(
-                self.table, self.schema, self.target, body, self.finish, expected=expected
-            )
-            if not (isinstance(outcome, Stopped) and outcome.dirty):
-                return outcome
-            if delay is None:
-                raise self._uncommitted()
-            time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _dirty(self) -> bool:
-        """Whether the table has uncommitted changes on the target (looked at again as in
-        :meth:`_attempt` before saying so)."""
-        for delay in DIRTY_RECHECKS:
-            if not self.engine.base(self.table, self.target).dirty:
-                return False
-            time.sleep(delay)
-        return self.engine.base(self.table, self.target).dirty
-
-    def _uncommitted(self) -> DoltError:
-        where = f"branch {self.target!r}" if self.target else "the checked-out branch"
-        return DoltError(
-            f"Cannot save table {self.table!r} on {where} of {self.engine.location}: the "
-            "table has uncommitted changes there, which a save does not overwrite; "
-            "nothing was changed.",
-            fix="commit them (`dolt add <table>; dolt commit -m ...`) or discard them "
-            "(`dolt checkout <table>`), then save again.",
+    def base(self, table: str, branch: str | None) -> TableBase:
+        """What a save builds on: the head, the table's content hash there and whether it
+        has uncommitted changes, and its schema (``None`` when there is no such table)."""
+        rows = self._read(
+            sql.base_script(table),
+            branch=branch,
+            what=f"Cannot read table {table!r} on {branch or 'the checked-out branch'!r}.",
+        )
+        head = rows[0][0]
+        columns = rows[1] if len(rows) > 1 else []
+        return TableBase(
+            head=str(head["head"]),
+            branch=str(head["branch"]),
+            table_hash=head.get("table_hash"),
+            dirty=bool(int(head.get("dirty") or 0)),
+            schema=TableSchema.from_show_columns(columns) if columns else None,
         )
 
-    # -- fingerprints -----------------------------------------------------------------------
+    def save_on_scratch(
+        self,
+        table: str,
+        schema: TableSchema,
+        target: str | None,
+        body: list[Statement],
+        finish: list[str],
+        *,
+        expected: str | None,
+    ) -> CommitResult | Stopped:
+        """Run a save script under the write lock, retrying transient failures on a fresh
+        scratch branch; ``Stopped`` when its guard stopped it before it committed."""
 
-    def _fingerprint_after(
-        self, result: CommitResult, plan: SavePlan, fingerprint: Fingerprint
-    ) -> Fingerprint | None:
-        """The fingerprint of the table a full write left, when it is known exactly."""
-        if self.mode == "overwrite":
-            return fingerprint
-        old = plan.derived_from if isinstance(plan, FullWrite) else None
-        if old is None or result.base_table_hash != old[0]:
-            return None  # the save built on a version this process has not fingerprinted
-        # The frame's own fingerprint: hashes and keys are positional, the names do not count.
-        added = fingerprint
-        return old[1].extended(added) if self.mode == "append" else old[1].upserted(added)
+        def script(name: str) -> list[Statement]:
+            return sql.save_script(table, schema, name, body, finish, expected_base=expected)
 
-    def _keep(self, result: CommitResult, fingerprint: Callable[[], Fingerprint | None]) -> None:
-        """Keep the fingerprint of the table as it now is. After the commit: never raises."""
-        if not result.table_hash:
-            return
+        with self.transport.lock(exclusive=True):
+            return with_retries(lambda: self._commit_on_scratch(table, target, script))
+
+    def _commit_on_scratch(
+        self, table: str, target: str | None, script: Callable[[str], list[Statement]]
+    ) -> CommitResult | Stopped:
+        name = scratch.branch_name("save")
         try:
-            found = fingerprint()
-            if found is not None:
-                self.store.save(self.table, result.table_hash, found)
-        except Exception:  # a fingerprint only saves time; the data is committed
-            logger.debug("kedro-dolt could not keep the fingerprint of %s", self.table)
+            results = self.transport.run(script(name), branch=target)
+        except DoltCommandError as exc:
+            stopped = _stopped(exc.results)
+            if stopped is not None:
+                self.recovery.discard_scratch(name, target)
+                return stopped
+            before, now = self.recovery.after_failed_script(
+                f"save table {table!r}", target, name, exc
+            )
+            return CommitResult(target or "", before, now, DiffStat())
+        finally:
+            scratch.release(name)  # a branch of this name left behind is debris now
+        status, leftovers, guard, result = results[1], results[2], results[3][0], results[-2][0]
+        committed = result["from_commit"] != result["to_commit"]
+        if committed:
+            self.recovery.restage(status, target)
+        self.recovery.remove_stale_branches([r["name"] for r in leftovers])
+        return CommitResult(
+            result["branch"],
+            result["from_commit"],
+            result["to_commit"],
+            self._stats(table, result, results[-1]) if committed else DiffStat(),
+            result.get("table_hash"),
+            guard.get("base_hash"),
+        )
+
+    def _stats(self, table: str, result: dict[str, Any], stat: Rows) -> DiffStat:
+        """A committed save's change in rows (the script's diff stat, or a count)."""
+        if result.get("new_table_rows") is not None:
+            return DiffStat(added=int(result["new_table_rows"]))
+        if not int(result.get("diffable") or 0):
+            # The primary key changed: Dolt sees a new table, so every row is replaced.
+            counts = with_retries(
+                lambda: self.transport.run(
+                    sql_tables.row_counts(
+                        table, str(result["from_commit"]), str(result["to_commit"])
+                    )
+                )
+            )[0][0]
+            return DiffStat(added=int(counts["new"]), deleted=int(counts["old"]))
+        return DiffStat.from_row(stat[0] if stat else None)
+
+
+def _stopped(results: list[Rows]) -> Stopped | None:
+    """Why a failed save script's guard stopped it (see :func:`.sql.saves.save_script`),
+    or ``None`` when something else failed."""
+    sets = {name: rows[0] for rows in results if rows for name in rows[0]}
+    guard = sets.get(sql.GUARD)
+    if guard is None:
+        return None
+    base_hash = guard.get("base_hash")
+    if not int(guard.get("proceed") or 0):
+        return Stopped(dirty=False, base_hash=base_hash)
+    if sql.WRITTEN in sets and int(guard.get("dirty") or 0):
+        return Stopped(dirty=True, base_hash=base_hash)
+    return None

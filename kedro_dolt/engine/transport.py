@@ -1,14 +1,16 @@
 """How statements reach Dolt: the contract each transport (a ``dolt`` process, a MySQL
-connection to ``dolt sql-server``) fulfils for the engine's operations.
+connection to ``dolt sql-server``) fulfils for the engine's operations. Transports differ
+only in how they reach the database, execute statements, stream rows and classify errors;
+the statements (:mod:`.sql`), retries (:mod:`.retry`) and error wording are the engine's.
 
-An operation is written once as a list of statements (see :mod:`.statements`); a transport
+An operation is written once as a list of statements (see :mod:`.sql`); a transport
 runs the list in one session on a branch and returns the result sets. Rows to bulk-load are
 not SQL text but a :class:`Load`, which each transport sends its fastest exact way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +19,16 @@ from typing import Any, Protocol
 import pandas as pd
 import pyarrow as pa
 
-from ..schema import TableSchema
+from .schema import TableSchema
 
-#: The rows of one result set, as ``{column: value}`` with JSON-like values.
+#: The rows of one result set, as ``{column: value}`` with JSON-like values. NULL values are
+#: left out (``dolt sql -r json`` cannot show them), on every transport: read with ``.get``.
 Rows = list[dict[str, Any]]
+
+
+def row_of(names: Sequence[str], values: Iterable[Any]) -> dict[str, Any]:
+    """One row in the :data:`Rows` form."""
+    return {n: v for n, v in zip(names, values, strict=True) if v is not None}
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,9 +68,15 @@ class Transport(Protocol):
         statements: Sequence[Statement],
         *,
         branch: str | None = None,
-        retry: bool = True,
         env: Mapping[str, str] | None = None,
-    ) -> list[Rows]: ...
+    ) -> list[Rows]:
+        """Run ``statements`` in one session on ``branch`` (default: the checked-out or the
+        default branch); their result sets. A statement that fails raises
+        ``DoltCommandError`` (``transient`` when the same work may simply be tried again,
+        ``results``: the result sets before it) or, when the database cannot be reached at
+        all, ``DoltError`` with the fix. Nothing is retried here (see :mod:`.retry`)."""
+        ...
+
     def run_arrow(
         self, statements: Sequence[str], *, branch: str | None = None
     ) -> list[pa.Table]: ...

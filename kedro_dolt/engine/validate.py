@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DoltError
-from ..fingerprint import key_columns
-from ..schema import Column, TableSchema
+from .fingerprint import key_columns
+from .schema import Column, TableSchema
 
 #: How many offending keys an error shows.
 SHOWN = 5

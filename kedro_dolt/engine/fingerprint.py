@@ -10,7 +10,7 @@ merge, a plain ``dolt sql`` update), its hash has no file and the save writes th
 
 Two rules keep that exact:
 
-* rows are hashed **as Dolt stores them** (:mod:`kedro_dolt.engine.validate` makes the frame
+* rows are hashed **as Dolt stores them** (:mod:`.validate` makes the frame
   so first): values by their bits per SQL type, text by its UTF-8, and whether each value is
   NULL as a separate bit pattern, so no value can hash like a NULL;
 * a fingerprint is written only under the table hash it describes (the engine checks which
@@ -34,7 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import Column, TableSchema, unencodable
+from .codec import unencodable
+from .schema import Column, TableSchema
 
 #: Fingerprint files kept per table (one per recent version, so a revert is cheap too).
 KEEP = 4
@@ -48,6 +49,12 @@ _DDL_KEY = b"kedro_dolt_ddl"
 _FORMAT_KEY = b"kedro_dolt_fingerprint"
 _HASH, _NULLS = "h", "n"
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_INTEGERS = ("tinyint", "smallint", "mediumint", "int", "bigint")
+
+
+def _base_type(sql_type: str) -> str:
+    """``bigint`` of ``bigint unsigned``, ``varchar`` of ``varchar(1024)``."""
+    return sql_type.split("(")[0].split()[0]
 
 
 def key_name(position: int) -> str:
@@ -68,7 +75,7 @@ def canonical(series: pd.Series, column: Column) -> tuple[np.ndarray, np.ndarray
         values = np.where(missing, 0.0, floats).view("uint64")
     elif sql.endswith("unsigned"):
         values = series.to_numpy(dtype="uint64", na_value=0)
-    elif sql.split("(")[0] in ("tinyint", "smallint", "mediumint", "int", "bigint"):
+    elif _base_type(sql) in _INTEGERS:
         values = series.to_numpy(dtype="int64", na_value=0).view("uint64")
     elif sql == "datetime(6)":
         stamps = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
@@ -89,6 +96,26 @@ def key_columns(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
         },
         index=pd.RangeIndex(len(frame)),
     )
+
+
+def key_frame(keys: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """Stored key values (:func:`key_columns`' canonical form, columns named as ``schema``'s
+    key columns) back as values of the columns' dtypes, to write them (a delta's deletes)."""
+    out = {}
+    for column in schema.columns:
+        values = keys[column.name].to_numpy()
+        if column.sql_type == "datetime(6)":
+            out[column.name] = pd.Series(values.view("int64").astype("datetime64[us]"))
+        elif column.sql_type in ("double", "float"):
+            out[column.name] = pd.Series(values.astype("uint64").view("float64"))
+        elif column.sql_type == "tinyint(1)":
+            out[column.name] = pd.Series(values.astype(bool))
+        elif _base_type(column.sql_type) in _INTEGERS:
+            kind = "uint64" if column.sql_type.endswith("unsigned") else "int64"
+            out[column.name] = pd.Series(values.astype("uint64").view(kind))
+        else:
+            out[column.name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(out)
 
 
 def key_index(keys: pd.DataFrame) -> pd.Index:

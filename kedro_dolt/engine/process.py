@@ -1,9 +1,9 @@
-"""The embedded engine: the ``dolt`` command line on a local repository directory.
+"""The local transport: the ``dolt`` command line on a repository directory.
 
 Each script runs as one ``dolt --branch B sql`` process reading the statements on stdin;
 rows to load are streamed through a named pipe that ``LOAD DATA INFILE`` reads while a
-thread encodes them (:class:`RowFeed`). Every process holds the
-repository lock (:mod:`kedro_dolt.locking`): Dolt opens a repository read-only when another
+thread encodes them (:class:`~.pipes.PipeFeed`). Every process holds the
+repository lock (:mod:`.locking`): Dolt opens a repository read-only when another
 process holds it.
 
 doltcli 0.2.2 runs commands without stdin, decodes stdout as text (no Parquet), swallows
@@ -35,23 +35,16 @@ from typing import IO, ClassVar, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import scratch
 from ..errors import DoltCommandError, DoltError
-from ..locking import repository_lock
 from ..naming import quote_string, validate_branch
-from ..schema import encode_rows, load_data_statement, null_text_columns
-from .cli_io import (
-    F_SETPIPE_SZ,
-    PIPE_SIZE,
-    READ_SIZE,
-    RESULT_MARK,
-    RowFeed,
-    json_results,
-    parquet_results,
-    stream_csv_results,
-)
-from .messages import dolt_summary, explain, translated, with_retries
-from .operations import SQLEngine
+from . import scratch
+from .codec import encode_tsv, null_text_columns
+from .locking import repository_lock
+from .messages import dolt_summary, explain, translated
+from .output import READ_SIZE, RESULT_MARK, json_results, parquet_results, stream_csv_results
+from .pipes import F_SETPIPE_SZ, PIPE_SIZE, PipeFeed
+from .sql.common import use
+from .sql.saves import load_data
 from .transport import Load, Rows, Statement
 
 T = TypeVar("T")
@@ -88,6 +81,15 @@ def _pdeathsig_prefix() -> tuple[str, ...]:
     except OSError:
         ok = False
     return prefix if ok else ()
+
+
+def _killer(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+    def kill() -> None:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()
+
+    return kill
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -137,24 +139,22 @@ class DoltProcess:
             self._binary = find_dolt_binary()
         return self._binary
 
-    def command(
+    def _spawn(
         self,
         args: Sequence[str],
         *,
-        stdin: bytes | None = None,
         cwd: str | os.PathLike[str] | None = None,
         data_dir: bool = True,
         env: Mapping[str, str] | None = None,
-        feed: RowFeed | None = None,
-    ) -> bytes:
-        """Run ``dolt ARGS``; its stdout, or ``DoltCommandError`` with its message.
-        ``feed`` writes rows into the script's named pipes while it runs."""
+    ) -> subprocess.Popen[bytes]:
+        """Start ``dolt ARGS`` with pipes for stdin, stdout and stderr; it dies with this
+        process (``PR_SET_PDEATHSIG``)."""
         cmd = [self.binary, *(["--data-dir", str(self.database)] if data_dir else []), *args]
         prefix = _pdeathsig_prefix()
         try:
             if prefix and shutil.which(cmd[0]) is None:  # setpriv would only exit 127
                 raise FileNotFoundError(errno.ENOENT, "No such executable file", cmd[0])
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 [*prefix, *cmd],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -165,9 +165,23 @@ class DoltProcess:
             )
         except FileNotFoundError as exc:
             raise DoltError(f"Cannot run {cmd[0]!r}: {exc}.", fix=INSTALL_HINT) from exc
+
+    def command(
+        self,
+        args: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        data_dir: bool = True,
+        env: Mapping[str, str] | None = None,
+        feed: PipeFeed | None = None,
+    ) -> bytes:
+        """Run ``dolt ARGS``; its stdout, or ``DoltCommandError`` with its message.
+        ``feed`` writes rows into the script's named pipes while it runs."""
+        proc = self._spawn(args, cwd=cwd, data_dir=data_dir, env=env)
         try:
             if feed:
-                feed.start(proc)
+                feed.start(reader_gone=lambda: proc.poll() is not None, abort=_killer(proc))
             out, err = proc.communicate(stdin)
         finally:
             if proc.poll() is None:  # interrupted: the child must not outlive the call
@@ -195,7 +209,7 @@ class DoltProcess:
         fmt: str,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
-        feed: RowFeed | None = None,
+        feed: PipeFeed | None = None,
     ) -> bytes:
         args = (["--branch", branch] if branch else []) + ["sql", "-r", fmt]
         # Scripts go on stdin: a -q argument is capped at 128 KiB by Linux.
@@ -208,23 +222,17 @@ class DoltProcess:
         statements: Sequence[Statement],
         *,
         branch: str | None = None,
-        retry: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> list[Rows]:
-        """Run the statements in one ``dolt sql``; ``retry`` repeats it after transient
-        errors (only for scripts that change nothing when they fail, or whose every
-        statement is idempotent)."""
-
-        def attempt() -> list[Rows]:
-            with self._rendered(statements) as (script, cwd, feed):
-                try:
-                    out = self._sql(script, branch=branch, fmt="json", cwd=cwd, env=env, feed=feed)
-                except DoltCommandError as exc:
-                    exc.results = json_results(exc.stdout)
-                    raise
-            return json_results(out)
-
-        return with_retries(attempt) if retry else attempt()
+        """Run the statements in one ``dolt sql``; a failure's ``DoltCommandError`` carries
+        the result sets of the statements before it."""
+        with self._rendered(statements) as (script, cwd, feed):
+            try:
+                out = self._sql(script, branch=branch, fmt="json", cwd=cwd, env=env, feed=feed)
+            except DoltCommandError as exc:
+                exc.results = json_results(exc.stdout)
+                raise
+        return json_results(out)
 
     def run_arrow(self, statements: Sequence[str], *, branch: str | None = None) -> list[pa.Table]:
         return parquet_results(self._sql("\n".join(statements), branch=branch, fmt="parquet"))
@@ -248,20 +256,7 @@ class DoltProcess:
     def _streamed(self, args: Sequence[str], stdin: bytes, consume: Callable[[IO[bytes]], T]) -> T:
         """Run ``dolt ARGS`` and hand its stdout, as it is written, to ``consume`` (which
         parses while Dolt still writes); Dolt's error wins over a parse error."""
-        prefix = _pdeathsig_prefix()
-        cmd = [self.binary, "--data-dir", str(self.database), *args]
-        try:
-            proc = subprocess.Popen(
-                [*prefix, *cmd],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=self.database,
-                env=child_env(),
-                preexec_fn=None if prefix else _die_with_parent,
-            )
-        except FileNotFoundError as exc:
-            raise DoltError(f"Cannot run {cmd[0]!r}: {exc}.", fix=INSTALL_HINT) from exc
+        proc = self._spawn(args)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         with contextlib.suppress(OSError):  # fewer stalls of Dolt on a full pipe
             fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
@@ -302,34 +297,33 @@ class DoltProcess:
         Dolt can open the repository only read-only, from an empty scratch directory (the
         CLI's ``secure_file_priv``): if the statement policy were ever fooled, the statement
         would still find nothing it can write."""
-        from ..naming import quote_identifier
-        from ..sql_policy import storage_read_only
+        from .sql_policy import storage_read_only  # sqlglot: only with a query dataset
 
-        use = f"USE {quote_identifier(f'{database}/{revision}')};"
         with (
             storage_read_only(self.database),
             tempfile.TemporaryDirectory(prefix="kedro-dolt-query-") as empty,
         ):
-            data = self._sql(f"{use}\n{statement};", branch=None, fmt="parquet", cwd=empty)
+            script = f"{use(database, revision)}\n{statement};"
+            data = self._sql(script, branch=None, fmt="parquet", cwd=empty)
         return pq.read_table(BytesIO(data)) if data else None
 
     @contextlib.contextmanager
     def _rendered(
         self, statements: Sequence[Statement]
-    ) -> Iterator[tuple[str, str | None, RowFeed | None]]:
+    ) -> Iterator[tuple[str, str | None, PipeFeed | None]]:
         """The script's text; each :class:`Load` becomes a named pipe in a temp dir (removed
         afterwards, whatever happens), a LOAD DATA reading it, and the rows the feed writes."""
         if not any(isinstance(s, Load) for s in statements):
             yield "\n".join(s for s in statements if isinstance(s, str) and s), None, None
             return
         with scratch.temp_dir() as tmp:
-            lines, feed = [], RowFeed()
+            lines, feed = [], PipeFeed()
             for i, statement in enumerate(statements):
                 if isinstance(statement, Load):
                     path = Path(tmp) / f"rows-{i}.tsv"
                     prefixed = null_text_columns(statement.frame, statement.schema)
-                    feed.add(path, encode_rows(statement.frame, statement.schema, prefixed))
-                    statement = load_data_statement(
+                    feed.add(path, encode_tsv(statement.frame, statement.schema, prefixed))
+                    statement = load_data(
                         statement.table,
                         statement.schema,
                         str(path),
@@ -483,30 +477,4 @@ class DoltProcess:
                 ) from exc
 
 
-class DoltCLIEngine(SQLEngine):
-    """The ``dolt`` command line on a local repository directory (the embedded default).
-
-    Cheap to build and picklable (it holds two strings); the binary is found at first use.
-    """
-
-    def __init__(self, database: str | os.PathLike[str], *, binary: str | None = None) -> None:
-        self.database = Path(database).expanduser().absolute()
-        self.process = DoltProcess(self.database, binary)
-        super().__init__(self.process)
-
-    def __repr__(self) -> str:
-        return f"DoltCLIEngine({str(self.database)!r})"
-
-    @property
-    def binary(self) -> str:
-        return self.process.binary
-
-    def version(self) -> str:
-        """The binary's version, e.g. ``1.86.4`` (from ``dolt version``'s first line)."""
-        # Run outside the database: it may not exist yet, and the version needs no repository.
-        out = self.process.command(["version"], cwd=tempfile.gettempdir(), data_dir=False)
-        first = out.decode("utf-8", "replace").strip().splitlines()[0]
-        return first.removeprefix("dolt version").strip()
-
-
-__all__ = ["BINARY_ENV", "DoltCLIEngine", "DoltProcess", "find_dolt_binary"]
+__all__ = ["BINARY_ENV", "DoltProcess", "find_dolt_binary"]

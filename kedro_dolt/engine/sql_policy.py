@@ -39,7 +39,7 @@ from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import SqlglotError
 
-from .errors import DoltError
+from ..errors import DoltError
 
 __all__ = ["read_only_statement", "storage_read_only"]
 

@@ -1,56 +1,53 @@
-"""The SQL of each engine operation, written once for every transport.
+"""SQL for saves: the guarded script on a scratch branch, its bodies, and LOAD DATA.
 
-A save or merge is a script on a private scratch branch (see :mod:`kedro_dolt.scratch`): it
+A save is a script on a private scratch branch (see :mod:`kedro_dolt.engine.scratch`): it
 branches from the target's head, writes and commits there, fast-forwards the target and
 deletes the scratch branch. Scripts address branches with ``dolt_checkout`` inside their own
 session only, so they run the same in a ``dolt --branch B sql`` process and on a server
-connection whose session starts in the revision database ``db/B``.
+connection whose session starts in the revision database ``db/B``. Rows travel as
+:class:`~kedro_dolt.engine.transport.Load` values; each transport sends them its own way
+(``LOAD DATA [LOCAL] INFILE`` from :func:`load_data`, or :func:`insert_rows`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
-
-from .. import scratch
-from ..fingerprint import Delta
-from ..naming import parse_time_ref, quote_identifier, quote_string, validate_table
+from ...naming import quote_identifier, quote_string, validate_table
+from ..codec import TEXT_PREFIX
+from ..commits import CommitMessage, render
+from ..fingerprint import Delta, key_frame
 from ..schema import TableSchema
-from .transport import Load, Statement
+from ..transport import Load, Statement
+from .common import SCRATCH_BRANCHES, author_args
 
-#: Lists kedro-dolt's scratch branches (to find those of dead processes).
-SCRATCH_BRANCHES = (
-    f"SELECT name FROM dolt_branches WHERE name LIKE {quote_string(scratch.BRANCH_PREFIX + '%')};"
-)
 #: The branch a save script's guard checks out to stop before writing (it never exists).
 STOP_BRANCH = "kedro-dolt/stop"
+#: The guard's result set in a save script, and the one after its body (see save_script).
+GUARD = "kedro_dolt_guard"
+WRITTEN = "kedro_dolt_written"
+
+#: Columns of the in-repository lineage table (``meta: {table: kedro_runs}``).
+LINEAGE_COLUMNS: dict[str, str] = {
+    "id": "varchar(36) NOT NULL",
+    "run_id": "varchar(64)",
+    "pipeline": "varchar(255)",
+    "node": "varchar(255)",
+    "dataset": "varchar(255)",
+    "table_name": "varchar(64)",
+    "branch": "varchar(255)",
+    "from_commit": "varchar(32)",
+    "rows_written": "bigint",
+    "project": "varchar(255)",
+    "kedro_version": "varchar(32)",
+    "saved_at": "datetime(6)",
+}
 
 
-def hash_expression(ref: str) -> str:
-    """SQL for the commit hash of ``ref``; a ``X@{time}`` ref picks X's last commit by then."""
-    timed = parse_time_ref(ref)
-    if timed is None:
-        return f"dolt_hashof({quote_string(ref)})"
-    base, time = timed
-    log = f"dolt_log({quote_string(base)})" if base else "dolt_log"
-    return (
-        f"(SELECT commit_hash FROM {log} WHERE date <= {quote_string(time)} "
-        "ORDER BY date DESC LIMIT 1)"
-    )
-
-
-def author_args(author: str | None) -> str:
-    """``dolt_commit``/``dolt_merge`` arguments naming the commit's author, when known."""
-    return f", '--author', {quote_string(author)}" if author else ""
-
-
-def lineage_statements(table: str, lineage_table: str, row: dict[str, Any]) -> list[str]:
+def lineage_statements(table: str, lineage_table: str, row: Mapping[str, Any]) -> list[str]:
     """Create the lineage table if needed and add ``row``, only when ``table`` is staged."""
-    from ..metadata import LINEAGE_COLUMNS  # the lineage table's schema is metadata's
-
     name = quote_identifier(validate_table(lineage_table, key="meta table"))
     columns = ", ".join(f"{quote_identifier(c)} {t}" for c, t in LINEAGE_COLUMNS.items())
     names = ", ".join(quote_identifier(c) for c in LINEAGE_COLUMNS)
@@ -85,7 +82,7 @@ def full_body(table: str, schema: TableSchema, frame: Any, mode: str) -> list[St
     if mode == "overwrite":
         create = [f"DROP TABLE IF EXISTS {quote_identifier(table)};", schema.ddl(table) + ";"]
     else:  # append and upsert keep the rows there (the schema was checked before)
-        create = [schema.ddl(table).replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1) + ";"]
+        create = [schema.ddl(table, if_not_exists=True) + ";"]
     rows = [Load(table, schema, frame, replace=mode == "upsert")] if len(frame) else []
     return [*create, *rows]
 
@@ -105,7 +102,7 @@ def delta_body(table: str, frame: Any, schema: TableSchema, change: Delta) -> li
         deleted = change.deletes.set_axis(list(keys.primary_key), axis=1)
         body += [
             keys.ddl(gone, temporary=True) + ";",
-            Load(gone, keys, _as_key_values(deleted, keys)),
+            Load(gone, keys, key_frame(deleted, keys)),
             f"DELETE FROM {name} WHERE ({columns}) IN "
             f"(SELECT {columns} FROM {quote_identifier(gone)});",
             f"DROP TEMPORARY TABLE {quote_identifier(gone)};",
@@ -114,19 +111,18 @@ def delta_body(table: str, frame: Any, schema: TableSchema, change: Delta) -> li
 
 
 def finish_statements(
-    table: str, message: str, author: str | None, lineage: tuple[str, dict[str, Any]] | None
+    table: str,
+    message: CommitMessage | str,
+    author: str | None,
+    lineage: tuple[str, Mapping[str, Any]] | None,
 ) -> list[str]:
     """Stage the table (and the lineage row) and commit, unless nothing changed."""
+    text = quote_string(render(message))
     return [
         f"CALL dolt_add({quote_string(table)});",
         *(lineage_statements(table, *lineage) if lineage else []),
-        f"CALL dolt_commit('--skip-empty'{author_args(author)}, '-m', {quote_string(message)});",
+        f"CALL dolt_commit('--skip-empty'{author_args(author)}, '-m', {text});",
     ]
-
-
-#: The guard's result set in a save script, and the one after its body (see save_script).
-GUARD = "kedro_dolt_guard"
-WRITTEN = "kedro_dolt_written"
 
 
 def save_script(
@@ -209,72 +205,53 @@ def save_script(
     ]
 
 
-def merge_script(
-    source: str, scratch_name: str, message: str, author: str | None, resolve: str | None
-) -> list[Statement]:
-    """Merge ``source`` into the session branch through a scratch branch (``resolve``:
-    ``ours``/``theirs`` for conflicts). Result sets: [0] from_commit/branch, [1] status, a
-    ``fast_forward`` row per merge, [-1] to_commit."""
-    name = quote_string(scratch_name)
-    msg, by = quote_string(message), author_args(author)
-    return [
-        "SELECT dolt_hashof('HEAD') AS from_commit, active_branch() AS branch;",
-        "SELECT table_name, staged, status FROM dolt_status;",
-        "SET @kedro_dolt_branch = active_branch();",
-        f"CALL dolt_branch({name});",
-        f"CALL dolt_checkout({name});",
-        # In one transaction: a conflicted merge is resolved and committed, or nothing is.
-        "SET @@autocommit = 0;",
-        f"CALL dolt_merge({quote_string(source)}, '-m', {msg}{by});",
-        *([f"CALL dolt_conflicts_resolve('--{resolve}', '.');"] if resolve else []),
-        # The scratch branch holds nothing but the merge: -A takes only its result.
-        f"CALL dolt_commit('-A', '--skip-empty', '-m', {msg}{by});",
-        "COMMIT;",
-        "SET @@autocommit = 1;",
-        "CALL dolt_checkout(@kedro_dolt_branch);",
-        f"CALL dolt_merge('--ff-only', {name});",
-        f"CALL dolt_branch('-D', {name});",
-        "SELECT dolt_hashof('HEAD') AS to_commit;",
-    ]
-
-
-def read_script(table: str, ref: str) -> list[str]:
-    """The commit ``ref`` names (``h``), the session branch (``b``), the schema of ``table``
-    there and leftover scratch branches; :func:`rows_statement` reads the rows."""
-    table_sql, ref_sql = quote_identifier(validate_table(table)), quote_string(ref)
-    return [
-        f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b;",
-        f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};",
-        SCRATCH_BRANCHES,
-    ]
-
-
-def rows_statement(table: str, ref: str, columns: Sequence[str] | None, limit: int | None) -> str:
-    """The rows of ``table`` at ``ref``. No ORDER BY: Dolt scans a table in primary-key
-    order (rows are stored clustered by key)."""
-    wanted = ", ".join(map(quote_identifier, columns)) if columns else "*"
-    lim = f" LIMIT {int(limit)}" if limit is not None else ""
+def load_data(
+    table: str,
+    schema: TableSchema,
+    path: str,
+    prefixed: frozenset[str] = frozenset(),
+    *,
+    replace: bool = False,
+    local: bool = False,
+) -> str:
+    """``LOAD DATA [LOCAL] INFILE`` of the rows :func:`~kedro_dolt.engine.codec.encode_tsv`
+    writes (``prefixed``: its text columns whose values carry the prefix; ``replace``: rows
+    with an existing key replace it, as an upsert; ``local``: the client sends the file)."""
+    targets, assignments = [], []
+    for i, name in enumerate(schema.names):
+        if name in prefixed:
+            # Read into a variable: \\N arrives there as the text NULL, values with the prefix.
+            var = f"@kedro_dolt_c{i}"
+            targets.append(var)
+            assignments.append(
+                f"{quote_identifier(name)} = IF(LEFT({var}, 1) = {quote_string(TEXT_PREFIX)}, "
+                f"SUBSTRING({var}, 2), NULL)"
+            )
+        else:
+            targets.append(quote_identifier(name))
+    tail = f" SET {', '.join(assignments)}" if assignments else ""
     return (
-        f"SELECT {wanted} FROM {quote_identifier(validate_table(table))} "
-        f"AS OF {quote_string(ref)}{lim};"
+        f"LOAD DATA {'LOCAL ' if local else ''}INFILE {quote_string(path)}"
+        f"{' REPLACE' if replace else ''} INTO TABLE {quote_identifier(table)} "
+        "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+        f"LINES TERMINATED BY '\\n' ({', '.join(targets)}){tail}"
     )
 
 
-def _as_key_values(keys: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
-    """Stored key values (a fingerprint's, see :func:`kedro_dolt.fingerprint.canonical`) as
-    values of the key columns' dtypes, for a :class:`Load`."""
-    out = {}
-    for column in schema.columns:
-        values = keys[column.name].to_numpy()
-        if column.sql_type == "datetime(6)":
-            out[column.name] = pd.Series(values.view("int64").astype("datetime64[us]"))
-        elif column.sql_type in ("double", "float"):
-            out[column.name] = pd.Series(values.astype("uint64").view("float64"))
-        elif column.sql_type == "tinyint(1)":
-            out[column.name] = pd.Series(values.astype(bool))
-        elif column.sql_type.split("(")[0] in ("tinyint", "smallint", "mediumint", "int", "bigint"):
-            kind = "uint64" if column.sql_type.endswith("unsigned") else "int64"
-            out[column.name] = pd.Series(values.astype("uint64").view(kind))
-        else:
-            out[column.name] = pd.Series(values, dtype=object)
-    return pd.DataFrame(out)
+def insert_rows(table: str, schema: TableSchema, *, replace: bool = False) -> str:
+    """A multi-row ``INSERT`` (``REPLACE``) template with PyMySQL's ``%s`` placeholders."""
+    names = ", ".join(quote_identifier(c).replace("%", "%%") for c in schema.names)
+    verb = "REPLACE" if replace else "INSERT"
+    return (
+        f"{verb} INTO {quote_identifier(table).replace('%', '%%')} ({names}) "
+        f"VALUES ({', '.join(['%s'] * len(schema.names))})"
+    )
+
+
+def discard_scratch(name: str) -> list[str]:
+    """The session branch's head, then the scratch branch deleted (a failed script's)."""
+    return ["SELECT dolt_hashof('HEAD') AS h;", f"CALL dolt_branch('-D', {quote_string(name)});"]
+
+
+def stage(tables: Sequence[str]) -> list[str]:
+    return [f"CALL dolt_add({', '.join(map(quote_string, tables))});"]

@@ -1,20 +1,13 @@
-"""What flows through a ``dolt`` process besides the script: rows streamed in through named
-pipes (:class:`RowFeed`) and result sets coming out as Parquet, CSV or JSON."""
+"""What a ``dolt sql`` process prints: result sets as Parquet, CSV (parsed while Dolt writes
+it) or JSON."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import errno
-import fcntl
 import io
 import json
-import os
-import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
@@ -195,141 +188,3 @@ def json_results(out: bytes) -> list[Rows]:
             with contextlib.suppress(ValueError):  # a line cut short by a crash
                 results.append(json.loads(line).get("rows", []))
     return results
-
-
-#: Linux ``fcntl`` command to resize a pipe's buffer (fewer wake-ups of reader and writer).
-F_SETPIPE_SZ = 1031
-PIPE_SIZE = 1 << 20
-
-
-class RowFeed:
-    """Writes the rows of a script's loads into named pipes, in statement order, from a
-    thread, while the ``dolt`` process reads them with ``LOAD DATA INFILE``: encoding overlaps
-    Dolt's load, and no file of rows is ever written whole.
-
-    A failure of the writer (text that cannot be encoded, say) kills the ``dolt`` process
-    *before* the pipe is closed: Dolt never sees the end of a cut-short input, so a truncated
-    load can never be committed. The scratch branch the killed script made is removed by the
-    caller like that of any failed script.
-    """
-
-    def __init__(self) -> None:
-        self._pipes: list[tuple[Path, Iterable[bytes]]] = []
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self._pipes)
-
-    def add(self, path: Path, chunks: Iterable[bytes]) -> None:
-        os.mkfifo(path, 0o600)
-        self._pipes.append((path, chunks))
-
-    def start(self, proc: subprocess.Popen[bytes]) -> None:
-        self._thread = threading.Thread(
-            target=self._feed, args=(proc,), name="kedro-dolt-rows", daemon=True
-        )
-        self._thread.start()
-
-    def finish(self) -> None:
-        """Stop waiting for a reader (the ``dolt`` process has ended) and join the writer."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _open(self, path: Path, proc: subprocess.Popen[bytes]) -> int | None:
-        """The pipe's write end once ``dolt`` opens it to read; ``None`` if it never will."""
-        return open_when_read(path, lambda: self._stop.is_set() or proc.poll() is not None)
-
-    def _feed(self, proc: subprocess.Popen[bytes]) -> None:
-        for path, chunks in self._pipes:
-            fd = None
-            try:
-                rows = iter(chunks)
-                first = next(rows, b"")  # encoded while dolt starts
-                fd = self._open(path, proc)
-                if fd is None:
-                    return
-                write_all(fd, _chained(first, rows))
-            except BrokenPipeError:
-                return  # dolt stopped reading: its own error says why
-            except BaseException as exc:
-                self.error = exc
-                # Before the pipe closes: an end of input now would look like the last row.
-                with contextlib.suppress(OSError):
-                    proc.kill()
-                proc.wait()
-                return
-            finally:
-                if fd is not None:
-                    os.close(fd)
-
-
-def write_all(fd: int, chunks: Iterable[bytes]) -> None:
-    """Every byte of ``chunks`` into ``fd`` (a pipe takes part of a large write at a time)."""
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view) :]
-
-
-def open_when_read(path: Path, given_up: Callable[[], bool]) -> int | None:
-    """The write end of the named pipe ``path`` (blocking, enlarged) once a reader has opened
-    it; ``None`` when ``given_up()`` says no reader will come."""
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
-                raise
-        else:
-            os.set_blocking(fd, True)
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-            return fd
-        if given_up():
-            return None
-        time.sleep(0.002)
-
-
-class PipeWriter:
-    """Writes ``chunks`` into the named pipe ``path`` from a thread, for a reader in this
-    process (PyMySQL sending a LOAD DATA LOCAL INFILE). ``finish`` after the reader is done:
-    it stops waiting for a reader that never came and joins; ``error`` then says whether the
-    writer failed (the reader saw a cut-short input)."""
-
-    def __init__(self, path: Path, chunks: Iterable[bytes]) -> None:
-        os.mkfifo(path, 0o600)
-        self._path, self._chunks = path, chunks
-        self._stop = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._write, name="kedro-dolt-rows", daemon=True)
-        self._thread.start()
-
-    def finish(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _write(self) -> None:
-        # Open first: a reader blocked on the pipe is released by the close below, even
-        # when encoding fails at once.
-        fd = None
-        try:
-            fd = open_when_read(self._path, self._stop.is_set)
-            if fd is None:
-                return  # the statement failed before reading
-            write_all(fd, self._chunks)
-        except BrokenPipeError:
-            return  # the reader stopped: its own error says why
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            if fd is not None:
-                os.close(fd)
-
-
-def _chained(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest

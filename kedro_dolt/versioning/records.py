@@ -18,26 +18,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import DoltError
-from .naming import validate_table
+from ..errors import DoltError
+from ..naming import validate_table
 
 logger = logging.getLogger(__name__)
-
-#: Columns of the in-repository lineage table (``meta: {table: kedro_runs}``).
-LINEAGE_COLUMNS: dict[str, str] = {
-    "id": "varchar(36) NOT NULL",
-    "run_id": "varchar(64)",
-    "pipeline": "varchar(255)",
-    "node": "varchar(255)",
-    "dataset": "varchar(255)",
-    "table_name": "varchar(64)",
-    "branch": "varchar(255)",
-    "from_commit": "varchar(32)",
-    "rows_written": "bigint",
-    "project": "varchar(255)",
-    "kedro_version": "varchar(32)",
-    "saved_at": "datetime(6)",
-}
 
 
 @dataclass

@@ -109,7 +109,7 @@ def resolve_database(database: str | os.PathLike[str] | Any) -> Path:
     if not isinstance(database, (str, os.PathLike)):
         database = _doltcli_repo_dir(database)
     if "\x00" in str(database):
-        from .errors import DoltError  # errors imports kedro; context is imported early
+        from ..errors import DoltError  # errors imports kedro; context is imported early
 
         raise DoltError(
             f"Invalid database path {str(database)!r}: it holds a NUL character.",
@@ -126,7 +126,7 @@ def _doltcli_repo_dir(database: object) -> str:
     doltcli = sys.modules.get("doltcli")
     if doltcli is not None and isinstance(database, doltcli.Dolt):
         return str(database.repo_dir)
-    from .errors import DoltError  # imports Kedro: keep this module light for the hook
+    from ..errors import DoltError  # imports Kedro: keep this module light for the hook
 
     raise DoltError(
         f"Invalid database {database!r}.",

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DoltError
+from ..errors import DoltError
 
 LOCK_FILE = ".kedro-dolt.lock"
 # Dolt 1.86 opens these read-write even for a SELECT (flock, then its chunk journal), and

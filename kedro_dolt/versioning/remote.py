@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from . import context
-from .engine import DoltEngine, DoltServerEngine, MergeResult
-from .engine.protocol import RemoteAuth
-from .errors import DoltError
-from .naming import validate_branch
-from .secrets import MASK, mask_url_credentials
+from ..engine import DoltEngine, DoltServerEngine, MergeResult, RemoteAuth
+from ..errors import DoltError
+from ..framework import context
+from ..naming import validate_branch
+from ..secrets import MASK, mask_url_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +29,7 @@ REMOTE_SCHEMES = frozenset({"file", "http", "https", "aws", "gs", "oci"})
 
 
 def _known_scheme(scheme: str) -> bool:
+    scheme = scheme.lower()
     return scheme in REMOTE_SCHEMES or scheme in {"git+file", "git+https", "git+ssh"}
 
 
@@ -87,6 +87,31 @@ def check_file_remote(url: str, *, remote: str) -> None:
     )
 
 
+def _check_user(user: object) -> None:
+    if user is not None and (
+        not isinstance(user, str)
+        or not user.strip()
+        or user.startswith("-")
+        or any(ord(c) < 32 for c in user)
+    ):
+        raise DoltError(
+            f"Invalid remote user {user!r}: a user name on the remote is expected.",
+            fix="give the name of the remote's user, e.g. remote: {name: origin, url: ..., "
+            "user: kedro}; its password goes in credentials: {remote_password: ...}.",
+        )
+
+
+def _check_url(url: object) -> None:
+    if not isinstance(url, str) or "://" not in url or not _known_scheme(url.split("://")[0]):
+        raise DoltError(
+            f"Invalid remote url {url!r}: Dolt remotes are file://, http(s)://, "
+            "aws://, gs://, oci:// or git+...:// urls.",
+            fix="give a url with a scheme: file:///abs/dir, "
+            "https://doltremoteapi.dolthub.com/org/repo, aws://[table:bucket]/db, "
+            "gs://bucket/path.",
+        )
+
+
 @dataclass(frozen=True)
 class Remote:
     """A Dolt remote: ``Remote(name="origin", url="file:///srv/dolt/warehouse")``.
@@ -112,43 +137,19 @@ class Remote:
 
     def __post_init__(self) -> None:
         validate_branch(self.name, key="remote name")
-        if self.user is not None and (
-            not isinstance(self.user, str)
-            or not self.user.strip()
-            or self.user.startswith("-")
-            or any(ord(c) < 32 for c in self.user)
-        ):
-            raise DoltError(
-                f"Invalid remote user {self.user!r}: a user name on the remote is expected.",
-                fix="give the name of the remote's user, e.g. remote: {name: origin, url: ..., "
-                "user: kedro}; its password goes in credentials: {remote_password: ...}.",
-            )
+        _check_user(self.user)
         if self.password is not None and not isinstance(self.password, str):
             raise DoltError(
                 "Invalid credentials.remote_password: a string is expected.",
                 fix="quote the password in conf/local/credentials.yml, e.g. "
                 'remote_password: "${oc.env:DOLT_REMOTE_PASSWORD}".',
             )
-        if self.url is not None and (
-            not isinstance(self.url, str)
-            or "://" not in self.url
-            or not _known_scheme(self.url.split("://", 1)[0].lower())
-        ):
-            raise DoltError(
-                f"Invalid remote url {self.url!r}: Dolt remotes are file://, http(s)://, "
-                "aws://, gs://, oci:// or git+...:// urls.",
-                fix="give a url with a scheme: file:///abs/dir, "
-                "https://doltremoteapi.dolthub.com/org/repo, aws://[table:bucket]/db, "
-                "gs://bucket/path.",
-            )
-        if (
-            self.url is not None
-            and self.url.startswith("file://")
-            and not self.url[7:].startswith("/")
-        ):
-            # file://data/remote: relative to the project root, like a dataset's database.
-            absolute = context.resolve_database(self.url[len("file://") :])
-            object.__setattr__(self, "url", f"file://{absolute}")
+        if self.url is not None:
+            _check_url(self.url)
+            if self.url.startswith("file://") and not self.url[7:].startswith("/"):
+                # file://data/remote: relative to the project root, like a dataset's database.
+                absolute = context.resolve_database(self.url[len("file://") :])
+                object.__setattr__(self, "url", f"file://{absolute}")
 
     @classmethod
     def from_config(cls, value: Remote | Mapping[str, Any] | None) -> Remote | None:

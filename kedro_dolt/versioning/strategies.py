@@ -17,16 +17,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
-from . import scratch
-from .engine import DiffStat, DoltEngine, Lineage, MergeResult
-from .errors import DoltError
-from .naming import validate_branch, validate_ref
-from .schema import TableSchema
+from ..engine import (
+    CommitMessage,
+    CommitResult,
+    DoltEngine,
+    Lineage,
+    MergeResult,
+    TableSchema,
+    scratch,
+)
+from ..errors import DoltError
+from ..naming import validate_branch, validate_ref
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +40,39 @@ ON_CONFLICT = ("fail", "ours", "theirs")
 
 
 @dataclass(frozen=True)
-class SaveOutcome:
-    """Where a save's data now lives: the branch, its head before and after, the merge."""
+class SaveRequest:
+    """One save as the dataset hands it to a strategy: the rows, where they go in the table,
+    and the commit message; the strategy picks the branch."""
 
-    branch: str
-    from_commit: str
-    to_commit: str
-    stats: DiffStat = field(default_factory=DiffStat)
+    table: str
+    frame: pd.DataFrame
+    schema: TableSchema
+    message: CommitMessage
+    lineage: Lineage = None
+    mode: str = "overwrite"
+
+    def write(self, engine: DoltEngine, branch: str | None) -> CommitResult:
+        return engine.write_table(
+            self.table,
+            self.frame,
+            schema=self.schema,
+            branch=branch,
+            message=self.message,
+            lineage=self.lineage,
+            mode=self.mode,
+        )
+
+
+@dataclass(frozen=True)
+class SaveOutcome(CommitResult):
+    """Where a save's data now lives (a :class:`CommitResult` of the branch it landed on),
+    and the merge that brought it there, if any."""
+
     merge: MergeResult | None = None
+
+    @classmethod
+    def of(cls, result: CommitResult) -> SaveOutcome:
+        return cls(**{f.name: getattr(result, f.name) for f in fields(result)})
 
 
 class BranchStrategy(Protocol):
@@ -53,23 +84,18 @@ class BranchStrategy(Protocol):
     def target_branch(self) -> str | None:
         """The branch saves land on (``None``: the checked-out branch); pulled and pushed."""
 
+    @property
+    def initial_branch(self) -> str | None:
+        """The branch a repository this strategy's first save creates starts with."""
+
     def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
         """``(ref, branch)``: what a load reads, and the branch ``HEAD`` resolves against."""
 
-    def save(
-        self,
-        engine: DoltEngine,
-        table: str,
-        frame: pd.DataFrame,
-        *,
-        schema: TableSchema,
-        message: str,
-        lineage: Lineage = None,
-        mode: str = "overwrite",
-    ) -> SaveOutcome: ...
+    def save(self, engine: DoltEngine, request: SaveRequest) -> SaveOutcome: ...
 
     def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
-        """This strategy redirected to a run-level branch, and the branch it stands for."""
+        """This strategy redirected to a run-level branch, and the branch it stands for.
+        Reads only: a branch the redirect needs is made by the first save."""
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -93,30 +119,15 @@ class AppendBranch:
     def target_branch(self) -> str | None:
         return self.branch
 
+    @property
+    def initial_branch(self) -> str | None:
+        return self.branch
+
     def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
         return self.branch or "HEAD", self.branch
 
-    def save(
-        self,
-        engine: DoltEngine,
-        table: str,
-        frame: pd.DataFrame,
-        *,
-        schema: TableSchema,
-        message: str,
-        lineage: Lineage = None,
-        mode: str = "overwrite",
-    ) -> SaveOutcome:
-        result = engine.write_table(
-            table,
-            frame,
-            schema=schema,
-            branch=self.branch,
-            message=message,
-            lineage=lineage,
-            mode=mode,
-        )
-        return SaveOutcome(result.branch, result.from_commit, result.to_commit, result.stats)
+    def save(self, engine: DoltEngine, request: SaveRequest) -> SaveOutcome:
+        return SaveOutcome.of(request.write(engine, self.branch))
 
     def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
         base = self.branch or (engine.active_branch() if engine.exists() else "main")
@@ -147,38 +158,22 @@ class NewBranch:
     def target_branch(self) -> str | None:
         return self.branch
 
+    @property
+    def initial_branch(self) -> str | None:
+        return _branch_name_or_none(self.start_point)
+
     def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
         heads = engine.state().heads if engine.exists() else {}
         if self.branch in heads:
             return self.branch, self.branch
         return self.start_point, self.start_point if self.start_point in heads else None
 
-    def save(
-        self,
-        engine: DoltEngine,
-        table: str,
-        frame: pd.DataFrame,
-        *,
-        schema: TableSchema,
-        message: str,
-        lineage: Lineage = None,
-        mode: str = "overwrite",
-    ) -> SaveOutcome:
-        if not engine.exists():
-            engine.ensure_repository(initial_branch=_branch_name_or_none(self.start_point))
+    def save(self, engine: DoltEngine, request: SaveRequest) -> SaveOutcome:
         created = not engine.branch_exists(self.branch)
         if created:
             engine.create_branch(self.branch, self.start_point, exist_ok=True)
         try:
-            result = engine.write_table(
-                table,
-                frame,
-                schema=schema,
-                branch=self.branch,
-                message=message,
-                lineage=lineage,
-                mode=mode,
-            )
+            result = request.write(engine, self.branch)
         except DoltError:
             if created:  # a failed first save leaves no new branch behind
                 with contextlib.suppress(DoltError):
@@ -186,7 +181,7 @@ class NewBranch:
                     if engine.resolve(self.branch) == start:
                         engine.delete_branch(self.branch)
             raise
-        return SaveOutcome(result.branch, result.from_commit, result.to_commit, result.stats)
+        return SaveOutcome.of(result)
 
     def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
         exists = engine.exists() and engine.branch_exists(self.branch)
@@ -211,6 +206,8 @@ class MergeBranch:
     branch_from: str
     merge_to: str = "main"
     on_conflict: str = "fail"
+    #: Where ``merge_to`` starts when it does not exist yet (a run-level branch).
+    merge_to_start: str | None = None
     kind: ClassVar[str] = "merge"
 
     def __post_init__(self) -> None:
@@ -226,41 +223,30 @@ class MergeBranch:
     def target_branch(self) -> str | None:
         return self.merge_to
 
+    @property
+    def initial_branch(self) -> str | None:
+        return self.merge_to_start or self.merge_to
+
     def load_location(self, engine: DoltEngine) -> tuple[str, str | None]:
+        if self.merge_to_start and not (engine.exists() and engine.branch_exists(self.merge_to)):
+            return self.merge_to_start, self.merge_to_start  # not made yet: what it starts as
         return self.merge_to, self.merge_to
 
-    def save(
-        self,
-        engine: DoltEngine,
-        table: str,
-        frame: pd.DataFrame,
-        *,
-        schema: TableSchema,
-        message: str,
-        lineage: Lineage = None,
-        mode: str = "overwrite",
-    ) -> SaveOutcome:
-        if not engine.exists():
-            engine.ensure_repository(initial_branch=self.merge_to)
+    def save(self, engine: DoltEngine, request: SaveRequest) -> SaveOutcome:
+        if self.merge_to_start and not engine.branch_exists(self.merge_to):
+            engine.create_branch(self.merge_to, self.merge_to_start, exist_ok=True)
         # Named after this process: if it dies here, the next save removes the branch.
         temp = scratch.branch_name("source")
         engine.create_branch(temp, self.branch_from)
         try:
-            written = engine.write_table(
-                table,
-                frame,
-                schema=schema,
-                branch=temp,
-                message=message,
-                lineage=lineage,
-                mode=mode,
-            )
-            summary, _, trailers = message.partition("\n\n")
+            written = request.write(engine, temp)
+            summary = request.message.summary
             merged = engine.merge(
                 temp,
                 self.merge_to,
-                message=f"{summary} (merged from {self.branch_from} into {self.merge_to})"
-                f"\n\n{trailers}",
+                message=request.message.with_summary(
+                    f"{summary} (merged from {self.branch_from} into {self.merge_to})"
+                ),
                 on_conflict=self.on_conflict,
             )
         finally:
@@ -270,13 +256,12 @@ class MergeBranch:
         if (merged.from_commit, merged.to_commit) == (written.from_commit, written.to_commit):
             stats = written.stats  # a fast-forward onto exactly the save's commit: its diff
         else:
-            stats = engine.diff_stat(merged.from_commit, merged.to_commit, table)
-        return SaveOutcome(self.merge_to, merged.from_commit, merged.to_commit, stats, merged)
+            stats = engine.diff_stat(merged.from_commit, merged.to_commit, request.table)
+        return SaveOutcome(self.merge_to, merged.from_commit, merged.to_commit, stats, merge=merged)
 
     def on_run_branch(self, engine: DoltEngine, run_branch: str) -> tuple[BranchStrategy, str]:
-        if engine.exists() and not engine.branch_exists(run_branch):
-            engine.create_branch(run_branch, self.merge_to, exist_ok=True)
-        return MergeBranch(self.branch_from, run_branch, self.on_conflict), self.merge_to
+        redirected = MergeBranch(self.branch_from, run_branch, self.on_conflict, self.merge_to)
+        return redirected, self.merge_to
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -28,11 +28,11 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
+from ..engine import CommitMessage
+from ..errors import DoltError
+from ..naming import validate_branch
+from ..versioning.records import ActionRecord, subscribe
 from . import context as run_context
-from .engine import engine_at
-from .errors import DoltError
-from .metadata import ActionRecord, subscribe
-from .naming import validate_branch
 
 logger = logging.getLogger("kedro_dolt")
 
@@ -138,6 +138,20 @@ def uses_dolt(catalog: Any, conf_catalog: dict[str, Any] | None) -> bool:
     if get_type is None:
         return False
     return any("dolt" in (get_type(name) or "").lower() for name in catalog)
+
+
+def _engines_of(catalog: Any, records: list[ActionRecord]) -> dict[str, Any]:
+    """The engines (credentials included) of the databases the records name, from the
+    datasets that made them: a record names its database by location only."""
+    engines: dict[str, Any] = {}
+    for name in sorted({r.dataset for r in records if r.dataset}):
+        try:
+            engine = getattr(catalog.get(name), "engine", None)
+        except Exception:
+            continue
+        if engine is not None:
+            engines.setdefault(engine.location, engine)
+    return engines
 
 
 def _read_spool(path: str | None) -> list[ActionRecord]:
@@ -283,12 +297,12 @@ class DoltHooks:
     # -- end of run --------------------------------------------------------------------------
 
     @hook_impl
-    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def after_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
         if not run_context.run_value("spool"):  # not a run that uses Dolt
             return
         try:
             records = _read_spool(run_context.run_value("spool"))
-            merged = self._merge_run_branch(records) if self._merge_back else []
+            merged = self._merge_run_branch(records, catalog) if self._merge_back else []
             self._finish(run_params, records, status="completed", merged=merged)
         finally:
             self._end()
@@ -322,28 +336,31 @@ class DoltHooks:
         run_context.clear()
         self._merge_back = False
 
-    def _merge_run_branch(self, records: list[ActionRecord]) -> list[dict[str, Any]]:
+    def _merge_run_branch(self, records: list[ActionRecord], catalog: Any) -> list[dict[str, Any]]:
         """Merge the run branch into each dataset's own branch, per database."""
         branch = run_context.run_branch()
         assert branch is not None  # before_pipeline_run refuses dolt_merge without it
         targets = sorted(
             {(r.database, r.base_branch) for r in records if r.kind == "save" and r.base_branch}
         )
+        engines = _engines_of(catalog, records)
         merged, failures = [], []
         for database, base in targets:
-            engine = engine_at(database)
+            engine = engines.get(database)
+            if engine is None:
+                failures.append(f"{database}: no dataset of the catalog reaches it any more")
+                continue
             try:
                 if not engine.branch_exists(base):
                     engine.create_branch(base, branch)
                     result = {"database": database, "into": base, "created": True}
                 else:
-                    outcome = engine.merge(
-                        branch,
-                        base,
-                        message=f"kedro-dolt: merge run branch {branch} into {base}\n\n"
-                        f"Kedro-Run-Id: {run_context.current_run_id()}",
-                        on_conflict="fail",
+                    run_id = run_context.current_run_id()
+                    message = CommitMessage(
+                        f"kedro-dolt: merge run branch {branch} into {base}",
+                        {"run_id": run_id} if run_id else {},
                     )
+                    outcome = engine.merge(branch, base, message=message, on_conflict="fail")
                     result = {"database": database, **outcome.to_dict()}
             except DoltError as exc:
                 failures.append(f"{database}: {exc}")

@@ -21,11 +21,11 @@ from typing import IO, Any
 
 import click
 
-from .commits import parse_trailers
-from .datasets import DoltTableDataset
-from .errors import DoltError
+from ..datasets import DoltTableDataset
+from ..engine.commits import parse_trailers
+from ..errors import DoltError
+from ..naming import RUN_ID_RE
 from .hooks import entry_config, is_dolt_config
-from .naming import RUN_ID_RE
 
 _STDOUT = "kedro_dolt.stdout"
 _OPTIONS: list[Callable[[Any], Any]] = [
