@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from kedro_dolt.engine import DoltCLIEngine, DoltEngine, DoltServerEngine, RepositoryState
-from tests.dolt_server import DoltServer, dolt_server_factory  # noqa: F401
+from tests.support.dolt_server import DoltServer, dolt_server_factory  # noqa: F401
 
 #: Test modules that set ``BOTH_ENGINES = True`` run each test taking ``repo`` twice: on the
 #: CLI engine (a local repository) and on the server engine (a database on a real

@@ -3,6 +3,7 @@ a ``doltcli.Dolt`` as ``database``, and how kedro-viz labels the datasets."""
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import re
 import sys
@@ -14,8 +15,8 @@ from kedro.io import DatasetError
 
 import kedro_dolt
 from kedro_dolt import DoltSQLQueryDataset, DoltTableDataset
-
-ROOT = Path(__file__).resolve().parents[1]
+from kedro_dolt._compat import MOVED
+from tests.support import ROOT
 
 PUBLIC = [
     "ActionRecord",
@@ -37,7 +38,7 @@ def test_every_public_name_imports_from_the_package():
     for name in PUBLIC:
         assert getattr(kedro_dolt, name) is not None
     # The classes are the ones the submodules define, not copies.
-    from kedro_dolt.metadata import ActionRecord, CallbackMeta
+    from kedro_dolt.versioning.records import ActionRecord, CallbackMeta
 
     assert kedro_dolt.CallbackMeta is CallbackMeta
     assert kedro_dolt.ActionRecord is ActionRecord
@@ -106,3 +107,9 @@ class TestDoltcliDatabase:
     def test_other_objects_are_refused(self):
         with pytest.raises(DatasetError, match=r"Invalid database 42"):
             DoltTableDataset(database=42, table="c")
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_module_paths_of_pre_releases_still_import(old, new):
+    """Modules moved into layers (issue 16) import under their old paths as the same module."""
+    assert importlib.import_module(old) is importlib.import_module(new)

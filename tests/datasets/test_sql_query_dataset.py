@@ -8,7 +8,7 @@ from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltSQLQueryDataset, DoltTableDataset, sql_policy
 from kedro_dolt.engine import DoltCLIEngine
-from kedro_dolt.locking import LOCK_FILE
+from kedro_dolt.engine.locking import LOCK_FILE
 from tests.conftest import dolt, dolt_rows, state
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).

@@ -9,7 +9,7 @@ import pytest
 from kedro.io.core import DatasetError
 
 from kedro_dolt import AppendBranch, DoltTableDataset, NewBranch
-from kedro_dolt.commits import parse_trailers
+from kedro_dolt.versioning.commits import parse_trailers
 from tests.conftest import dolt, dolt_rows, state
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).

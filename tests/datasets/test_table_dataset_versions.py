@@ -12,10 +12,10 @@ import pytest
 from kedro.io.core import DatasetError, Version
 
 from kedro_dolt import DoltTableDataset
-from kedro_dolt.commits import parse_trailers
 from kedro_dolt.naming import run_id_time
+from kedro_dolt.versioning.commits import parse_trailers
 from tests.conftest import ENGINES, Repo, ServerRepo, dolt, dolt_rows, state
-from tests.kedro_project import kedro_cli, make_project, on_database
+from tests.support.kedro_project import kedro_cli, make_project, on_database
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
 BOTH_ENGINES = True

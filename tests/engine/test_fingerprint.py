@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kedro_dolt import fingerprint
-from kedro_dolt.fingerprint import Fingerprint, delta
-from kedro_dolt.schema import TableSchema
+from kedro_dolt.engine import fingerprint
+from kedro_dolt.engine.fingerprint import Fingerprint, delta
+from kedro_dolt.engine.schema import TableSchema
 
 
 def frame(n: int = 40) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import pytest
 from kedro.io.core import DatasetError
 
 from kedro_dolt.engine import DoltCLIEngine
-from kedro_dolt.schema import TableSchema
+from kedro_dolt.engine.schema import TableSchema
 from tests.conftest import dolt, dolt_rows
 
 

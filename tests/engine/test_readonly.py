@@ -31,7 +31,7 @@ import pytest
 
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.engine import BINARY_ENV, DoltCLIEngine, RepositoryState
-from kedro_dolt.locking import LOCK_FILE, repository_lock
+from kedro_dolt.engine.locking import LOCK_FILE, repository_lock
 from tests.conftest import state
 
 NOBODY = 65534

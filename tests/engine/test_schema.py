@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import pytest
 from kedro.io.core import DatasetError
 
-from kedro_dolt.schema import TableSchema, write_rows
+from kedro_dolt.engine.schema import TableSchema
 
 
 class TestFromFrame:
@@ -68,33 +65,3 @@ class TestFromFrame:
     def test_non_string_column_name(self):
         with pytest.raises(DatasetError, match="must be strings"):
             TableSchema.from_frame(pd.DataFrame({0: [1]}))
-
-
-def encoded(frame: pd.DataFrame, tmp_path: Path) -> bytes:
-    path = tmp_path / "rows.tsv"
-    write_rows(path, frame, TableSchema.from_frame(frame))
-    return path.read_bytes()
-
-
-class TestEncodeRows:
-    def test_mysql_escapes_and_null_marker(self, tmp_path):
-        frame = pd.DataFrame(
-            {
-                "s": pd.Series(["t\tn\nr\rb\\", None, ""], dtype=object),
-                "i": pd.array([1, None, 3], dtype="Int64"),
-                "f": [0.1, np.nan, 1e300],
-                "b": [True, False, True],
-            }
-        )
-        text = encoded(frame, tmp_path).decode()
-        assert text.splitlines() == [
-            "t\\tn\\nr\\rb\\\\\t1\t0.1\t1",
-            "\\N\t\\N\t\\N\t0",
-            "\t3\t1e+300\t1",
-        ]
-
-    def test_tz_aware_times_are_stored_in_utc(self, tmp_path):
-        frame = pd.DataFrame(
-            {"t": pd.to_datetime(["2026-01-01 12:00"]).tz_localize("Europe/Amsterdam")}
-        )
-        assert encoded(frame, tmp_path) == b"2026-01-01 11:00:00.000000\n"

@@ -18,7 +18,7 @@ from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltSQLQueryDataset, DoltTableDataset
 from kedro_dolt.engine import DoltServerEngine, ServerAddress, engine_for
-from tests.dolt_server import DoltServer
+from tests.support.dolt_server import DoltServer
 
 PASSWORD = "s3cr3t-Pa55"
 KEY = {"primary_key": "id"}
@@ -292,7 +292,7 @@ class TestLocalInfileGuard:
     def test_the_client_sends_only_the_file_it_is_loading(self, dolt_server_factory, tmp_path):
         """A server may ask a LOCAL INFILE client for any file; kedro-dolt's connections
         answer only for the rows file of the load in progress."""
-        from kedro_dolt.engine.server import connect
+        from kedro_dolt.engine.mysql import connect
 
         srv = dolt_server_factory(tmp_path / "data", local_infile=True)
         srv.execute("CREATE DATABASE w", "CREATE TABLE w.t (line longtext)")
@@ -316,16 +316,16 @@ class TestSessions:
     def test_idle_sessions_are_bounded(self, server):
         """A session is kept per database and branch; a process writing to many branches
         keeps at most MAX_IDLE of them open on the server."""
-        from kedro_dolt.engine import server as server_module
+        from kedro_dolt.engine import mysql
 
         data = dataset(server)
         data.save(frame())
-        for n in range(server_module.MAX_IDLE + 4):
+        for n in range(mysql.MAX_IDLE + 4):
             dataset(server, branch={"strategy": "new", "name": f"b{n}"}).save(frame(n + 6))
         held = server.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST")[0][0]
-        idle = sum(map(len, server_module._POOL._idle.values()))
-        assert idle <= server_module.MAX_IDLE
-        assert held <= server_module.MAX_IDLE + 2  # and the query's own session
+        idle = sum(map(len, mysql.POOL._idle.values()))
+        assert idle <= mysql.MAX_IDLE
+        assert held <= mysql.MAX_IDLE + 2  # and the query's own session
 
 
 class TestStreamedLocalLoad:

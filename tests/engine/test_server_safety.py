@@ -16,7 +16,7 @@ from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.engine import ServerAddress
-from tests.dolt_server import DoltServer
+from tests.support.dolt_server import DoltServer
 
 KEY = {"primary_key": "id"}
 

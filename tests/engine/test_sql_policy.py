@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kedro.io.core import DatasetError
 
-from kedro_dolt.sql_policy import (
+from kedro_dolt.engine.sql_policy import (
     READ_ONLY_DOLT_FUNCTIONS,
     read_only_statement,
     storage_read_only,

@@ -14,14 +14,13 @@ import pytest
 from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltTableDataset
-from kedro_dolt import schema as schema_module
-from kedro_dolt.engine import DoltCLIEngine, cli_io
-from kedro_dolt.engine import cli as cli_module
-from kedro_dolt.engine.cli import DoltProcess
-from kedro_dolt.engine.cli_io import csv_results
+from kedro_dolt.engine import DoltCLIEngine, codec, output
+from kedro_dolt.engine import process as process_module
+from kedro_dolt.engine.output import csv_results
+from kedro_dolt.engine.process import DoltProcess
+from kedro_dolt.engine.schema import TableSchema
 from kedro_dolt.engine.transport import Load
 from kedro_dolt.errors import DoltCommandError
-from kedro_dolt.schema import TableSchema
 from tests.conftest import dolt, dolt_rows
 
 
@@ -45,10 +44,10 @@ def own_temp_dirs() -> list[str]:
 
 
 def failing_after(chunks: int):
-    """An ``encode_rows`` that yields ``chunks`` real chunks, then fails mid-stream."""
-    real = schema_module.encode_rows
+    """An ``encode_tsv`` that yields ``chunks`` real chunks, then fails mid-stream."""
+    real = codec.encode_tsv
 
-    def encode(frame, schema, prefixed, size=schema_module.CHUNK_ROWS):
+    def encode(frame, schema, prefixed, size=codec.CHUNK_ROWS):
         for n, chunk in enumerate(real(frame, schema, prefixed, size=10)):
             if n == chunks:
                 raise RuntimeError("the writer broke")
@@ -59,7 +58,7 @@ def failing_after(chunks: int):
 
 class TestStreamedSave:
     def test_many_chunks_round_trip(self, repo, monkeypatch):
-        monkeypatch.setattr(schema_module, "CHUNK_ROWS", 7)
+        monkeypatch.setattr(codec, "CHUNK_ROWS", 7)
         data = frame(500)
         dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})
         dataset.save(data)
@@ -74,7 +73,7 @@ class TestStreamedSave:
         else:  # a table never saved: its rows are hashed while they stream
             DoltTableDataset(database=str(repo), table="other").save(frame(5))
         before, rows = heads(repo), dolt_rows(repo, "SHOW TABLES")
-        monkeypatch.setattr(cli_module, "encode_rows", failing_after(3))
+        monkeypatch.setattr(process_module, "encode_tsv", failing_after(3))
         with pytest.raises(DatasetError, match=r"nothing was changed[\s\S]*the writer broke"):
             # Every row differs, so even over the table this is a full write.
             dataset.save(frame(200, offset=0.5))
@@ -104,7 +103,7 @@ class TestStreamedSave:
         schema = TableSchema.from_frame(data, ["id"])
         process = DoltProcess(repo)
         with pytest.raises(DoltCommandError, match=r"(?i)function"):
-            process.run(["SELECT no_such_function();", Load("t", schema, data)], retry=False)
+            process.run(["SELECT no_such_function();", Load("t", schema, data)])
         assert own_temp_dirs() == []
 
     def test_surrogate_in_a_new_table_names_column_and_row(self, repo):
@@ -162,13 +161,13 @@ class TestCSVRead:
         engine = DoltCLIEngine(repo)
         read = engine.read_table("e", ref="main")
         typed = engine.transport.run_arrow(["SELECT * FROM e;"])[0]
-        expected = schema_module.decode_table(typed, read.schema)
+        expected = codec.decode_table(typed, read.schema)
         pd.testing.assert_frame_equal(read.frame, expected)
         assert read.frame["d"].tolist()[0] == 1.105
 
     def test_small_reads_and_values_longer_than_a_block(self, repo, monkeypatch):
-        monkeypatch.setattr(cli_io, "READ_SIZE", 7)
-        monkeypatch.setattr(cli_io, "BLOCK_SIZE", 1 << 10)
+        monkeypatch.setattr(output, "READ_SIZE", 7)
+        monkeypatch.setattr(output, "BLOCK_SIZE", 1 << 10)
         data = frame(300)
         data.loc[150, "s"] = "long\n" * 2000  # 10 KB: spans several blocks
         dataset = DoltTableDataset(database=str(repo), table="t", save_args={"primary_key": "id"})

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kedro_dolt.commits import parse_trailers
+from kedro_dolt.versioning.commits import parse_trailers
 from tests.conftest import ENGINES, ServerRepo, dolt, dolt_rows
-from tests.kedro_project import company_project, kedro_cli
+from tests.support.kedro_project import company_project, kedro_cli
 
 #: Every dataset of the server variant of the project is on the server.
 SERVER = "  credentials: dolt_server\n"

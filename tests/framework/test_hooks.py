@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from kedro_dolt import DoltTableDataset
-from kedro_dolt.commits import parse_trailers
+from kedro_dolt.versioning.commits import parse_trailers
 from tests.conftest import dolt_rows, state
-from tests.kedro_project import company_project, kedro_cli, make_project, on_database
+from tests.support.kedro_project import company_project, kedro_cli, make_project, on_database
 
 #: The tests taking ``repo`` run on the CLI and the server engine (see conftest).
 BOTH_ENGINES = True

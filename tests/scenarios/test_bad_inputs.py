@@ -41,7 +41,7 @@ from kedro_dolt import (
     NewBranch,
     Remote,
 )
-from tests.repo_snapshot import (
+from tests.support.repo_snapshot import (
     RepoSnapshot,
     assert_files_unchanged,
     diff_snapshots,

@@ -43,8 +43,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import dolt
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ROWS = int(os.environ.get("KEDRO_DOLT_CRASH_ROWS", "300000"))
 TRIALS = int(os.environ.get("KEDRO_DOLT_CRASH_TRIALS", "2"))
 SEED = int(os.environ.get("KEDRO_DOLT_CRASH_SEED", str(random.SystemRandom().randrange(2**31))))
@@ -273,7 +273,7 @@ class Child:
                 [
                     sys.executable,
                     "-c",
-                    "from tests.test_crash import child_main; child_main()",
+                    "from tests.scenarios.test_crash import child_main; child_main()",
                     job,
                 ],
                 cwd=ROOT,

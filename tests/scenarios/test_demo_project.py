@@ -23,9 +23,10 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.dolt_server import DoltServer
+from tests.support import ROOT
+from tests.support.dolt_server import DoltServer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 KEDRO = str(Path(sys.executable).parent / "kedro")
 DOLT_TABLES = [
     "raw_readings",

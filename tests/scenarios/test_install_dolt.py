@@ -8,7 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install-dolt"
+from tests.support import ROOT
+
+SCRIPT = ROOT / "scripts" / "install-dolt"
 
 
 def fake_dolt(directory: Path, version: str) -> Path:

@@ -16,7 +16,7 @@ from kedro.io.core import DatasetError, Version
 from kedro_dolt import DoltTableDataset, MergeBranch
 from kedro_dolt.engine import dolt_summary
 from tests.conftest import dolt, dolt_rows
-from tests.repo_snapshot import snapshot
+from tests.support.repo_snapshot import snapshot
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ class TestPrimaryKeyChange:
 
     def test_key_change_stats_count_replaced_rows(self, repo):
         from kedro_dolt.engine import DoltCLIEngine
-        from kedro_dolt.schema import TableSchema
+        from kedro_dolt.engine.schema import TableSchema
 
         old = pd.DataFrame({"id": [1, 2, 3], "v": ["a", "b", "c"]})
         new = pd.DataFrame({"id": [1, 2], "v": ["a", "z"]})

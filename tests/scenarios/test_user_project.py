@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kedro_dolt.commits import parse_trailers
+from kedro_dolt.versioning.commits import parse_trailers
 from tests.conftest import dolt_rows
-from tests.kedro_project import kedro_cli
+from tests.support.kedro_project import kedro_cli
 
 PIPELINE = """
 import pandas as pd
@@ -278,7 +278,7 @@ class TestDoltFreeProject:
 
 def test_importing_the_package_sets_no_logger_level():
     code = (
-        "import logging, kedro_dolt, kedro_dolt.hooks, kedro_dolt.cli\n"
+        "import logging, kedro_dolt, kedro_dolt.framework.hooks, kedro_dolt.framework.cli\n"
         "print(logging.getLogger('kedro_dolt').level, logging.root.level)"
     )
     result = subprocess.run(

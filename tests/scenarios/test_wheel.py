@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.kedro_project import company_project
+from tests.support import ROOT
+from tests.support.kedro_project import company_project
 
-ROOT = Path(__file__).resolve().parents[1]
 PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
 SUPPORTED = ["3.10", "3.13"]  # oldest and newest Python the package supports
 

@@ -13,7 +13,7 @@ at the end of the test, even when the test fails::
             cur.execute("CREATE DATABASE warehouse")
         url = srv.url(database="warehouse")  # mysql://root:@127.0.0.1:PORT/warehouse
 
-In a conftest: ``from tests.dolt_server import dolt_server_factory  # noqa: F401``, then a
+In a conftest: ``from tests.support.dolt_server import dolt_server_factory  # noqa: F401``, then a
 test takes ``dolt_server_factory`` and calls it like ``DoltServer.start``.
 """
 

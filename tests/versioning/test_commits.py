@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from kedro_dolt import context
-from kedro_dolt.commits import commit_message, parse_trailers, save_trailers
+from kedro_dolt.framework import context
+from kedro_dolt.versioning.commits import commit_message, parse_trailers, save_trailers
 
 
 class TestCommitMessages:

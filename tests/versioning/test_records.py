@@ -9,7 +9,7 @@ import pytest
 from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltTableDataset
-from kedro_dolt.metadata import ActionRecord, CallbackMeta
+from kedro_dolt.versioning.records import ActionRecord, CallbackMeta
 from tests.conftest import dolt, dolt_rows, state
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
@@ -32,10 +32,13 @@ class TestCallbackMeta:
     @pytest.mark.parametrize(
         ("config", "expected"),
         [
-            ("tests.test_metadata.remember", CallbackMeta(fn="tests.test_metadata.remember")),
             (
-                {"callback": "tests.test_metadata:remember"},
-                CallbackMeta(fn="tests.test_metadata:remember"),
+                "tests.versioning.test_records.remember",
+                CallbackMeta(fn="tests.versioning.test_records.remember"),
+            ),
+            (
+                {"callback": "tests.versioning.test_records:remember"},
+                CallbackMeta(fn="tests.versioning.test_records:remember"),
             ),
             ({"table": "kedro_runs"}, CallbackMeta(table="kedro_runs")),
         ],
@@ -44,7 +47,7 @@ class TestCallbackMeta:
         assert CallbackMeta.from_config(config) == expected
 
     @pytest.mark.parametrize(
-        "path", ["tests.test_metadata:remember", "tests.test_metadata.remember"]
+        "path", ["tests.versioning.test_records:remember", "tests.versioning.test_records.remember"]
     )
     def test_callback_by_path_and_object_receive_each_record(self, repo, companies, path):
         for meta in (CallbackMeta(fn=path), CallbackMeta(fn=remember)):

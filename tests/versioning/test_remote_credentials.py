@@ -21,7 +21,7 @@ from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltTableDataset, metadata
 from tests.conftest import dolt_rows
-from tests.dolt_server import DoltServer, dolt_servers, free_port
+from tests.support.dolt_server import DoltServer, dolt_servers, free_port
 
 KEY = {"primary_key": "id"}
 USER = "kedro"

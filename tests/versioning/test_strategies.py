@@ -7,8 +7,8 @@ import pytest
 from kedro.io.core import DatasetError
 
 from kedro_dolt import AppendBranch, DoltTableDataset, MergeBranch, NewBranch, metadata
-from kedro_dolt.scratch import BRANCH_PREFIX
-from kedro_dolt.strategies import branch_strategy
+from kedro_dolt.engine.scratch import BRANCH_PREFIX
+from kedro_dolt.versioning.strategies import branch_strategy
 from tests.conftest import dolt, dolt_rows, state
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
