@@ -14,7 +14,7 @@ import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError, Version
 from kedro_datasets._typing import TablePreview
 
-from ..engine import SAVE_MODES, CommitMessage, DoltEngine, TableSchema
+from ..engine import SAVE_MODES, CommitMessage, DoltEngine, TableRead, TableSchema
 from ..framework import context
 from ..naming import RUN_ID_RE, run_state_ref, validate_branch, validate_ref, validate_table
 from ..versioning.commits import save_trailers
@@ -22,6 +22,7 @@ from ..versioning.records import ActionRecord, CallbackMeta, emit
 from ..versioning.remote import Remote, with_credentials
 from ..versioning.strategies import BranchStrategy, SaveRequest, branch_strategy
 from .config import dataset_engine, load_columns, merge_args, primary_key
+from .layout import check_index_mode, from_table, role_columns, to_table
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         "primary_key": None,
         "commit_message": None,
         "tag": None,
+        "index": "auto",
     }
 
     def __init__(
@@ -187,6 +189,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 "meta: {table: kedro_runs}."
             )
         self._primary_key = primary_key(self._save_args["primary_key"])
+        self._save_args["index"] = check_index_mode(self._save_args["index"])
         mode = self._save_args["mode"]
         if mode not in SAVE_MODES:
             raise DatasetError(
@@ -231,9 +234,12 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """``(ref, branch)`` to read: the load version, else ``ref``, else the strategy's."""
         ref, branch = strategy.load_location(self._engine)
         wanted = self._version.load if self._version is not None else None
-        if wanted and RUN_ID_RE.match(wanted):
-            return self.ref_of_run(wanted, branch), branch
-        return wanted or self._ref or ref, branch
+        return self.resolve_ref(wanted or self._ref or ref, branch), branch
+
+    def resolve_ref(self, ref: str, branch: str | None) -> str:
+        """``ref`` as Dolt reads it: a Kedro run id is the commit that run left (see
+        :meth:`ref_of_run`); branches, tags, hashes and ``X~N`` are themselves."""
+        return self.ref_of_run(ref, branch) if RUN_ID_RE.match(ref) else ref
 
     def ref_of_run(self, run_id: str, branch: str | None) -> str:
         """The commit Kedro run ``run_id`` made of this table on ``branch``; if it made none
@@ -285,9 +291,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         strategy, base = self._active_strategy()
         pulled = self._pull(strategy, for_save=False)
         ref, branch = self._load_location(strategy)
-        read = self._engine.read_table(
-            self._table, ref=ref, branch=branch, columns=self._load_args["columns"]
-        )
+        read = self._read(ref, branch)
         self._record(
             "load",
             branch=branch or read.branch,
@@ -298,7 +302,19 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             pulled=pulled,
             base_branch=base,
         )
-        return read.frame
+        return from_table(read.frame, read.schema)
+
+    def _read(self, ref: str, branch: str | None, limit: int | None = None) -> TableRead:
+        """The table's rows at ``ref``: ``load_args.columns`` and the columns that hold the
+        frame's index and order (see :mod:`.layout`)."""
+        columns = self._load_args["columns"]
+        if columns is not None:
+            described = self._engine.read_table(self._table, ref=ref, branch=branch, limit=0)
+            columns = columns + [c for c in role_columns(described.schema) if c not in columns]
+            ref = described.commit  # the same version, whatever moves meanwhile
+        return self._engine.read_table(
+            self._table, ref=ref, branch=branch, columns=columns, limit=limit
+        )
 
     def save(self, data: pd.DataFrame) -> None:
         if not isinstance(data, pd.DataFrame):
@@ -306,18 +322,15 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 f"DoltTableDataset saves pandas DataFrames, got {type(data).__name__}. "
                 "Fix: return a DataFrame from the node (e.g. pd.DataFrame(data))."
             )
-        schema = TableSchema.from_frame(data, self._primary_key)
+        index = self._save_args["index"] if self._save_args["mode"] == "overwrite" else False
+        rows, roles = to_table(data, index=index, primary_key=self._primary_key)
+        schema = TableSchema.from_frame(rows, self._primary_key, roles)
         run_id = context.current_run_id() or (self._version.save if self._version else None)
         trailers = save_trailers(dataset=context.current_dataset(), table=self._table)
         if run_id:
             trailers["run_id"] = run_id
         message = CommitMessage.for_save(self._save_args["commit_message"], trailers)
-        tag = self._tag_name(run_id)  # checked before anything is written
-        if tag and self._engine.exists() and tag in self._engine.tags():
-            raise DatasetError(
-                f"Tag {tag!r} already exists in {self._engine.location}; nothing was saved. "
-                "Fix: put {run_id} in save_args.tag, or delete the old tag (`dolt tag -d`)."
-            )
+        tag = self._free_tag(run_id)  # checked before anything is written
         if self._meta:
             self._meta.callback()  # an unimportable callback fails before any write
 
@@ -329,7 +342,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._engine.ensure_repository(initial_branch=strategy.initial_branch)
         request = SaveRequest(
             self._table,
-            data,
+            rows,
             schema,
             message,
             lineage=self._lineage_row(trailers, strategy, len(data)),
@@ -338,11 +351,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         outcome = strategy.save(self._engine, request)
         if tag:
             self._engine.tag(tag, outcome.to_commit, f"kedro-dolt: {self._table} at {run_id}")
-        pushed = False
-        if self._remote is not None:
-            pushed = self._remote.push_branch(self._engine, outcome.branch, checked=checked)
-            if pushed and tag:
-                self._remote.push_tag(self._engine, tag)
+        pushed = self._push(outcome.branch, tag, checked=checked)
         self._record(
             "save",
             branch=outcome.branch,
@@ -360,6 +369,25 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             base_branch=base,
         )
 
+    def _free_tag(self, run_id: str | None) -> str | None:
+        """The tag this save makes (``save_args.tag``), refused if it exists already."""
+        tag = self._tag_name(run_id)
+        if tag and self._engine.exists() and tag in self._engine.tags():
+            raise DatasetError(
+                f"Tag {tag!r} already exists in {self._engine.location}; nothing was saved. "
+                "Fix: put {run_id} in save_args.tag, or delete the old tag (`dolt tag -d`)."
+            )
+        return tag
+
+    def _push(self, branch: str, tag: str | None, *, checked: bool) -> bool:
+        """Push the saved branch (and tag) to the remote, if any; whether it was pushed."""
+        if self._remote is None:
+            return False
+        pushed = self._remote.push_branch(self._engine, branch, checked=checked)
+        if pushed and tag:
+            self._remote.push_tag(self._engine, tag)
+        return pushed
+
     def _lineage_row(
         self, trailers: Mapping[str, str], strategy: BranchStrategy, rows: int
     ) -> tuple[str, dict[str, Any]] | None:
@@ -373,7 +401,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             "dataset": trailers.get("dataset"),
             "table_name": self._table,
             "branch": strategy.target_branch,
-            "from_commit": None,
+            "from_commit": None,  # the save script fills in the head it started from
             "rows_written": rows,
             "project": trailers.get("project"),
             "kedro_version": trailers.get("kedro_version"),
@@ -405,15 +433,10 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first ``nrows`` rows for kedro-viz's table preview."""
         ref, branch = self._load_location(self._active_strategy()[0])
-        read = self._engine.read_table(
-            self._table,
-            ref=ref,
-            branch=branch,
-            columns=self._load_args["columns"],
-            limit=nrows,
-        )
+        read = self._read(ref, branch, limit=nrows)
+        frame = from_table(read.frame, read.schema)
         # Through JSON so NaN/NaT/timestamps arrive as null and ISO strings in kedro-viz.
-        return TablePreview(json.loads(read.frame.to_json(orient="split", date_format="iso")))
+        return TablePreview(json.loads(frame.to_json(orient="split", date_format="iso")))
 
     def _location(self) -> str:
         """Where loads read, short and most telling first, e.g. ``data/warehouse:companies@main``;

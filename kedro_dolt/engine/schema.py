@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -19,6 +19,9 @@ from ..errors import DoltError
 from ..naming import quote_identifier, quote_string, validate_column
 
 DTYPE_COMMENT_PREFIX = "pandas:"
+#: Column comments of columns that hold a frame's index or row order, not its data: the
+#: comment's role part (``pandas-index:int64``, ...); see :class:`Column`.
+ROLES = ("index", "index-unnamed", "order")
 #: Key columns cannot be TEXT in Dolt (no key length); non-key strings are LONGTEXT.
 KEY_STRING_TYPE = "varchar(1024)"
 
@@ -43,10 +46,19 @@ class Column:
     sql_type: str
     nullable: bool
     dtype: str
+    #: ``""`` for data; ``index`` / ``index-unnamed``: a level of the frame's index (named
+    #: as the column, or unnamed); ``order``: the frame's row order (see the datasets' layout).
+    role: str = ""
+
+    @property
+    def comment(self) -> str:
+        """``pandas:<dtype>``, or ``pandas-<role>:<dtype>``: what a load restores."""
+        prefix = f"pandas-{self.role}:" if self.role else DTYPE_COMMENT_PREFIX
+        return prefix + self.dtype
 
     def ddl(self, *, key: bool) -> str:
         null = "" if self.nullable and not key else " NOT NULL"
-        comment = quote_string(DTYPE_COMMENT_PREFIX + self.dtype)
+        comment = quote_string(self.comment)
         return f"{quote_identifier(self.name)} {self.sql_type}{null} COMMENT {comment}"
 
 
@@ -103,8 +115,14 @@ class TableSchema:
         return TableSchema(tuple(by_name[n] for n in names), self.primary_key)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, primary_key: Sequence[str] = ()) -> TableSchema:
-        """Derive the Dolt schema of ``frame``; raise ``DoltError`` for what Dolt cannot store."""
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        primary_key: Sequence[str] = (),
+        roles: Mapping[str, str] | None = None,
+    ) -> TableSchema:
+        """Derive the Dolt schema of ``frame``; raise ``DoltError`` for what Dolt cannot store.
+        ``roles``: columns that hold the frame's index or order (see :class:`Column`)."""
         if len(frame.columns) == 0:
             raise DoltError(
                 "The DataFrame has no columns; a Dolt table needs at least one.",
@@ -125,9 +143,10 @@ class TableSchema:
                 f"save_args.primary_key names column(s) {missing} that the DataFrame lacks.",
                 fix=f"use columns of the DataFrame: {names}.",
             )
-        keys = set(primary_key)
+        keys, roles = set(primary_key), roles or {}
         columns = tuple(
-            _column_for(name, frame.iloc[:, i], key=name in keys) for i, name in enumerate(names)
+            replace(_column_for(name, frame.iloc[:, i], key=name in keys), role=roles.get(name, ""))
+            for i, name in enumerate(names)
         )
         return cls(columns, tuple(primary_key))
 
@@ -138,15 +157,23 @@ class TableSchema:
         for row in rows:
             name, sql_type = row["Field"], str(row["Type"]).lower()
             nullable = row.get("Null") == "YES"
-            comment = row.get("Comment") or ""
-            if comment.startswith(DTYPE_COMMENT_PREFIX):
-                dtype = comment[len(DTYPE_COMMENT_PREFIX) :]
-            else:
-                dtype = _dtype_for_sql(sql_type, nullable)
-            columns.append(Column(name, sql_type, nullable, dtype))
+            role, dtype = _parse_comment(row.get("Comment") or "")
+            dtype = dtype or _dtype_for_sql(sql_type, nullable)
+            columns.append(Column(name, sql_type, nullable, dtype, role))
             if row.get("Key") == "PRI":
                 keys.append(name)
         return cls(tuple(columns), tuple(keys))
+
+
+def _parse_comment(comment: str) -> tuple[str, str | None]:
+    """``(role, dtype)`` of a column comment kedro-dolt wrote; ``("", None)`` for others."""
+    if comment.startswith(DTYPE_COMMENT_PREFIX):
+        return "", comment[len(DTYPE_COMMENT_PREFIX) :]
+    head, colon, dtype = comment.partition(":")
+    role = head.removeprefix("pandas-")
+    if colon and head.startswith("pandas-") and role in ROLES:
+        return role, dtype
+    return "", None
 
 
 def _unsupported(name: str, what: str) -> DoltError:

@@ -45,7 +45,9 @@ EPOCH = pd.Timestamp("2026-01-01")
 
 
 def rows_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """A frame of ``(id, f, i, s, nanoseconds)`` rows with the table's dtypes."""
+    """A frame of ``(id, f, i, s, nanoseconds)`` rows with the table's dtypes, in key order
+    (so it loads back as it is: the layout of other orders is tested in tests/datasets)."""
+    rows = sorted(rows, key=lambda row: row[0])
     ids, floats, ints, texts, nanos = zip(*rows, strict=True) if rows else ([],) * 5
     return pd.DataFrame(
         {
