@@ -51,8 +51,10 @@ T = TypeVar("T")
 
 BINARY_ENV = "KEDRO_DOLT_BINARY"
 INSTALL_HINT = (
-    "install Dolt with `make dolt` (scripts/install-dolt) or put `dolt` on PATH, "
-    f"or set {BINARY_ENV} to the dolt executable"
+    "install Dolt 1.86 or newer (https://docs.dolthub.com/introduction/installation; on "
+    "Linux: sudo bash -c 'curl -L https://github.com/dolthub/dolt/releases/latest/download/"
+    "install.sh | bash', on macOS: brew install dolt) so that `dolt` is on PATH, or set "
+    f"{BINARY_ENV} to the dolt executable; `dolt version` checks it"
 )
 
 _PR_SET_PDEATHSIG = 1
@@ -378,15 +380,22 @@ class DoltProcess:
         if self.exists():
             return
         self._check_directory()
+        args = ["init"] + (["-b", validate_branch(initial_branch)] if initial_branch else [])
+        self.binary  # noqa: B018 - no dolt, no directory or lock file made for nothing
+        created = not self.database.exists()
         with repository_lock(self.database, exclusive=True):
             if self.exists():  # another process won the race
                 return
-            args = ["init"] + (["-b", validate_branch(initial_branch)] if initial_branch else [])
-            with translated(
-                f"Cannot create a Dolt repository at {self.database}.",
-                "check the directory is writable.",
-            ):
-                self.command(args, data_dir=False)
+            try:
+                with translated(
+                    f"Cannot create a Dolt repository at {self.database}.",
+                    "check the directory is writable.",
+                ):
+                    self.command(args, data_dir=False)
+            except DoltError:
+                if created:  # leave no half-made repository (or lock file) behind
+                    shutil.rmtree(self.database, ignore_errors=True)
+                raise
 
     def author(self) -> str:
         """``Name <email>`` from Dolt's config (local over global) for commits made in SQL.

@@ -19,6 +19,7 @@ from .results import DiffStat, LogEntry, QueryResult, TableRead
 from .retry import with_retries
 from .schema import TableSchema
 from .sql import tables as sql
+from .sql.common import use
 
 
 class ReadOps(RepositoryOps):
@@ -130,13 +131,17 @@ class ReadOps(RepositoryOps):
         return pd.DataFrame(changes, columns=columns)
 
     def table_history(
-        self, table: str, *, branch: str | None, limit: int | None = None
+        self, table: str, *, branch: str | None, limit: int | None = None, ref: str | None = None
     ) -> list[LogEntry]:
-        """Commits of ``branch`` that changed ``table``, newest first (``dolt_diff``)."""
-        rows = self._read(
-            sql.history(table, limit), branch=branch, what=f"Cannot read the history of {table!r}."
-        )
-        return [LogEntry.from_row(r) for r in (rows[0] if rows else [])]
+        """Commits that changed ``table``, newest first (``dolt_diff``): those of ``branch``,
+        or with ``ref``, those reachable from that commit."""
+        what = f"Cannot read the history of {table!r}."
+        script = sql.history(table, limit)
+        if ref is not None:
+            at = self._read(sql.where_is(ref), branch=branch, what=what)[0][0]
+            script = [use(str(at["db"]).split("/")[0], str(at["h"])), *script]
+        rows = self._read(script, branch=branch, what=what)
+        return [LogEntry.from_row(r) for r in (rows[-1] if rows else [])]
 
     def query(self, sql_text: str, *, ref: str | None = None) -> QueryResult:
         """Run one read-only ``SELECT`` at ``ref`` (default: the checked-out branch's head).

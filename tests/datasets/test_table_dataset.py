@@ -291,7 +291,7 @@ class TestErrors:
     def test_dolt_missing_from_path(self, repo, saved, companies, monkeypatch):
         monkeypatch.setenv("PATH", str(repo / "empty-bin"))
         dataset = DoltTableDataset(**repo.args, table="c")
-        with pytest.raises(DatasetError, match=r"dolt.*not found.*\n.*install-dolt"):
+        with pytest.raises(DatasetError, match=r"dolt.*not found.*\n.*install Dolt.*dolthub"):
             dataset.save(companies)
         with pytest.raises(DatasetError, match="KEDRO_DOLT_BINARY"):
             dataset.load()

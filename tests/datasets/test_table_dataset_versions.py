@@ -71,6 +71,11 @@ class TestVersionArgument:
         latest = DoltTableDataset(**repo.args, table="c", version=Version("main", None))
         assert latest.load()["employees"].tolist() == [0, 0, 0]
 
+    def test_ref_may_be_a_run_id(self, repo, companies, two_runs):
+        """``ref:`` takes a Kedro run id like every other ref (issue 19)."""
+        pinned = DoltTableDataset(**repo.args, table="c", ref=two_runs[0])
+        pd.testing.assert_frame_equal(pinned.load(), companies)
+
     def test_run_without_a_commit_reads_the_state_at_its_start(self, repo, companies):
         dataset = DoltTableDataset(**repo.args, table="c", save_args=KEY)
         dataset.save(companies)

@@ -115,6 +115,17 @@ class TestLineageTable:
         assert state(repo).heads["main"] == head
         assert dolt_rows(repo, "SELECT COUNT(*) AS n FROM kedro_runs")[0]["n"] == 1
 
+    def test_from_commit_is_the_head_the_save_started_from(self, repo, companies):
+        dataset = DoltTableDataset(
+            **repo.args, table="c", meta={"table": "kedro_runs"}, save_args=KEY
+        )
+        dataset.save(companies)
+        before = state(repo).heads["main"]
+        dataset.save(companies.head(2))
+        rows = dolt_rows(repo, "SELECT from_commit FROM kedro_runs ORDER BY saved_at")
+        assert len(rows) == 2 and all(r.get("from_commit") for r in rows)
+        assert rows[-1]["from_commit"] == before
+
     def test_lineage_travels_with_push_and_clone(self, tmp_path, companies):
         store = tmp_path / "store"
         store.mkdir()

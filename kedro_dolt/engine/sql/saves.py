@@ -47,13 +47,18 @@ LINEAGE_COLUMNS: dict[str, str] = {
 
 
 def lineage_statements(table: str, lineage_table: str, row: Mapping[str, Any]) -> list[str]:
-    """Create the lineage table if needed and add ``row``, only when ``table`` is staged."""
+    """Create the lineage table if needed and add ``row``, only when ``table`` is staged.
+    A ``from_commit`` left out is the head the save started from."""
+
+    def value(column: str) -> str:
+        if row.get(column) is not None:
+            return quote_string(str(row[column]))
+        return "@kedro_dolt_from" if column == "from_commit" else "NULL"
+
     name = quote_identifier(validate_table(lineage_table, key="meta table"))
     columns = ", ".join(f"{quote_identifier(c)} {t}" for c, t in LINEAGE_COLUMNS.items())
     names = ", ".join(quote_identifier(c) for c in LINEAGE_COLUMNS)
-    values = ", ".join(
-        "NULL" if row.get(c) is None else quote_string(str(row[c])) for c in LINEAGE_COLUMNS
-    )
+    values = ", ".join(value(c) for c in LINEAGE_COLUMNS)
     return [
         f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY (`id`));",
         f"INSERT INTO {name} ({names}) SELECT {values} FROM DUAL WHERE EXISTS "
