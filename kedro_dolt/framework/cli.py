@@ -12,20 +12,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import click
+import pandas as pd
 
 from ..datasets import DoltTableDataset
 from ..engine.commits import parse_trailers
 from ..errors import DoltError
-from ..naming import RUN_ID_RE
-from .hooks import entry_config, is_dolt_config
+from .project import dolt_datasets
+from .render import DIFF_META, diff_rows, fitted, render, terminal_width
 
 _STDOUT = "kedro_dolt.stdout"
 _OPTIONS: list[Callable[[Any], Any]] = [
@@ -48,92 +47,9 @@ def _common(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.pass_obj(run)
 
 
-def render(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain aligned text table (no markup, so branch names print as they are)."""
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(text.rstrip() for text in [line, rule, *body])
-
-
 def _emit(data: Any, table: str, as_json: bool) -> None:
     out: IO[str] = click.get_current_context().meta.get(_STDOUT) or sys.stdout
     click.echo(json.dumps(data, indent=2, default=str) if as_json else table, file=out)
-
-
-@dataclass
-class ProjectDatasets:
-    """The project's Dolt table datasets by name, and the Dolt entries that failed to build."""
-
-    datasets: dict[str, DoltTableDataset] = field(default_factory=dict)
-    broken: dict[str, str] = field(default_factory=dict)
-
-    def pick(self, name: str | None) -> dict[str, DoltTableDataset]:
-        if name is None:
-            return self.datasets
-        if name in self.broken:
-            raise click.ClickException(f"Dataset {name!r} is broken: {self.broken[name]}")
-        if name not in self.datasets:
-            raise click.ClickException(
-                f"{name!r} is not a Dolt table dataset of this project; "
-                f"choose from: {', '.join(sorted(self.datasets)) or 'none'}."
-            )
-        return {name: self.datasets[name]}
-
-    def report_broken(self) -> None:
-        """After the output: name each broken entry on stderr and exit 1."""
-        if not self.broken:
-            return
-        lines = [f"  {name}: {error}" for name, error in sorted(self.broken.items())]
-        click.echo("Broken Dolt dataset(s) in the catalog:\n" + "\n".join(lines), err=True)
-        click.get_current_context().exit(1)
-
-
-@contextlib.contextmanager
-def _quiet_logging() -> Iterator[None]:
-    # Kedro logs while it builds the session and catalog; errors still show (on stderr).
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
-
-
-def _dolt_datasets(metadata: Any, env: str | None) -> ProjectDatasets:
-    """The Dolt table datasets the project uses (``DoltSQLQueryDataset`` has no table)."""
-    from kedro.framework.project import pipelines
-    from kedro.framework.session import KedroSession
-    from kedro.io.core import is_parameter
-
-    with _quiet_logging():
-        session = KedroSession.create(project_path=metadata.project_path, env=env)
-        try:
-            catalog = session.load_context().catalog
-            # Catalog entries, plus what the pipelines use: factory-pattern datasets exist
-            # only once a name used by a pipeline is resolved against the patterns.
-            names = set(catalog.keys())
-            try:
-                for pipe in pipelines.values():
-                    names.update(pipe.datasets())
-            except Exception as exc:
-                raise click.ClickException(f"Cannot load the project's pipelines: {exc}") from exc
-            found = ProjectDatasets()
-            for name in sorted(n for n in names if not is_parameter(n)):
-                try:
-                    dataset = catalog.get(name)
-                except Exception as exc:
-                    config = entry_config(catalog, name)
-                    # A custom catalog without Kedro's resolver: cannot tell, so report it.
-                    if config is None or is_dolt_config(config):
-                        found.broken[name] = str(exc)
-                    continue
-                if isinstance(dataset, DoltTableDataset):
-                    found.datasets[name] = dataset
-            return found
-        finally:
-            session.close()
 
 
 def _short_ref(ref: str) -> str:
@@ -158,7 +74,7 @@ def dolt() -> None:
 @_common
 def status(metadata: Any, env: str | None, as_json: bool) -> None:
     """Every Dolt dataset: database, branch, head commit, table exists, uncommitted changes."""
-    project = _dolt_datasets(metadata, env)
+    project = dolt_datasets(metadata, env)
     rows: list[dict[str, Any]] = []
     for name, dataset in sorted(project.datasets.items()):
         engine = dataset.engine
@@ -220,19 +136,35 @@ def status(metadata: Any, env: str | None, as_json: bool) -> None:
 @dolt.command()
 @click.argument("dataset_name", required=False)
 @click.option("-n", "limit", type=int, default=20, show_default=True, help="Commits to show.")
+@click.option(
+    "--ref",
+    default=None,
+    help="Show the commits up to this ref: branch, tag, commit, X~N or a Kedro run id "
+    "(default: the dataset's branch).",
+)
 @_common
 def log(
-    metadata: Any, dataset_name: str | None, limit: int, env: str | None, as_json: bool
+    metadata: Any,
+    dataset_name: str | None,
+    limit: int,
+    ref: str | None,
+    env: str | None,
+    as_json: bool,
 ) -> None:
     """Commits of a dataset's table (all Dolt datasets without DATASET), with lineage."""
-    project = _dolt_datasets(metadata, env)
+    project = dolt_datasets(metadata, env)
     rows: list[dict[str, Any]] = []
     for name, dataset in project.pick(dataset_name).items():
         if not dataset.engine.exists():
             continue
-        for entry in dataset.engine.table_history(
-            dataset.table, branch=_branch(dataset), limit=limit
-        ):
+        try:
+            at = dataset.resolve_ref(ref, _branch(dataset)) if ref else None
+            history = dataset.engine.table_history(
+                dataset.table, branch=_branch(dataset), limit=limit, ref=at
+            )
+        except DoltError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for entry in history:
             trailers = parse_trailers(entry.message)
             rows.append(
                 {
@@ -264,10 +196,16 @@ def log(
 @dolt.command()
 @click.argument("dataset_name")
 @click.option(
-    "--from", "from_ref", default=None, help="Older ref (default: the table's previous version)."
+    "--from",
+    "from_ref",
+    default=None,
+    help="Older ref or Kedro run id (default: the table's previous version).",
 )
-@click.option("--to", "to_ref", default=None, help="Newer ref (default: the dataset's branch).")
+@click.option(
+    "--to", "to_ref", default=None, help="Newer ref or run id (default: the dataset's branch)."
+)
 @click.option("-n", "limit", type=int, default=20, show_default=True, help="Rows to show.")
+@click.option("--all-columns", is_flag=True, help="Show every column, not just those that changed.")
 @_common
 def diff(
     metadata: Any,
@@ -275,11 +213,13 @@ def diff(
     from_ref: str | None,
     to_ref: str | None,
     limit: int,
+    all_columns: bool,
     env: str | None,
     as_json: bool,
 ) -> None:
-    """Diff stats and the first changed rows of a dataset's table between two refs."""
-    dataset = _dolt_datasets(metadata, env).pick(dataset_name)[dataset_name]
+    """Diff stats and the first changed rows of a dataset's table between two refs: each
+    row's key and the columns that changed (old → new); --json keeps every column."""
+    dataset = dolt_datasets(metadata, env).pick(dataset_name)[dataset_name]
     engine, branch = dataset.engine, _branch(dataset)
     try:
         if to_ref is None or from_ref is None:
@@ -288,23 +228,22 @@ def diff(
             to_ref = to_ref or branch or engine.active_branch()
             if from_ref is None:
                 from_ref = history[1].commit if len(history) > 1 else f"{to_ref}~1"
-        stats = engine.diff_stat(from_ref, to_ref, dataset.table)
-        changes = engine.diff_rows(from_ref, to_ref, dataset.table, branch=branch, limit=limit)
+        older, newer = dataset.resolve_ref(from_ref, branch), dataset.resolve_ref(to_ref, branch)
+        stats = engine.diff_stat(older, newer, dataset.table)
+        changes = engine.diff_rows(older, newer, dataset.table, branch=branch, limit=limit)
+        key, names = _key_and_columns(dataset, newer, branch)
     except DoltError as exc:
         raise click.ClickException(str(exc)) from exc
-    changes = changes.drop(
-        columns=[
-            c
-            for c in changes.columns
-            if c in ("from_commit", "to_commit", "from_commit_date", "to_commit_date")
-        ]
-    )
+    changes = changes.drop(columns=[c for c in changes.columns if c in DIFF_META[:4]])
     records = json.loads(changes.to_json(orient="records", date_format="iso"))
     data = {
         "dataset": dataset_name,
         "table": dataset.table,
         "from": from_ref,
         "to": to_ref,
+        "from_commit": older,
+        "to_commit": newer,
+        "primary_key": key,
         "rows_added": stats.added,
         "rows_modified": stats.modified,
         "rows_deleted": stats.deleted,
@@ -314,29 +253,46 @@ def diff(
         f"{dataset_name} ({dataset.table}) {_short_ref(from_ref)}..{_short_ref(to_ref)}: "
         f"+{stats.added} ~{stats.modified} -{stats.deleted} rows"
     )
-    body = render(records, list(changes.columns)) if records else "(no changed rows)"
+    if records:
+        shown, columns = diff_rows(pd.DataFrame(records), key, all_columns, names)
+        body = fitted(shown, columns, terminal_width())
+    else:
+        body = "(no changed rows)"
     _emit(data, f"{header}\n{body}", as_json)
 
 
-def _since_ref(dataset: DoltTableDataset, since: str) -> str:
-    """The ref of ``since`` for one dataset: a run id means what that run left behind."""
-    return dataset.ref_of_run(since, _branch(dataset)) if RUN_ID_RE.match(since) else since
+def _key_and_columns(
+    dataset: DoltTableDataset, ref: str, branch: str | None
+) -> tuple[list[str], list[str]]:
+    """The table's primary key and columns at ``ref`` (none when it has no table there)."""
+    try:
+        schema = dataset.engine.read_table(dataset.table, ref=ref, branch=branch, limit=0).schema
+    except DoltError:
+        return [], []
+    return list(schema.primary_key), schema.names
 
 
 @dolt.command()
-@click.option("--since", required=True, help="A ref (branch, tag, commit, X@{time}) or run id.")
+@click.option(
+    "--since",
+    required=True,
+    help="A ref (branch, tag, commit, X@{time}) or a Kedro run id: what changed after it "
+    "(after that run's saves).",
+)
 @_common
 def changed(metadata: Any, since: str, env: str | None, as_json: bool) -> None:
     """Dolt datasets whose table content changed since a ref or run, and the command that
     reruns only what depends on them."""
-    project = _dolt_datasets(metadata, env)
+    project = dolt_datasets(metadata, env)
     rows: list[dict[str, Any]] = []
     for name, dataset in sorted(project.datasets.items()):
         engine, branch = dataset.engine, _branch(dataset)
         if not engine.exists():
             continue
         try:
-            before = engine.table_hash(dataset.table, ref=_since_ref(dataset, since), branch=branch)
+            before = engine.table_hash(
+                dataset.table, ref=dataset.resolve_ref(since, branch), branch=branch
+            )
         except DoltError:
             before = None  # the ref is unknown here: cannot prove the table unchanged
         now = engine.table_hash(dataset.table, ref=branch or "HEAD", branch=branch)

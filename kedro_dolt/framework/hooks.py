@@ -61,7 +61,9 @@ def describe_action(record: ActionRecord) -> str:
         at = f"{Path(record.database).name}@{record.ref or 'HEAD'}"
         return f"Dolt: queried {name} <- {at} {_short(record.to_commit)} ({record.rows} rows)"
     if record.kind == "load":
-        return f"Dolt: loaded {name} <- {where} {_short(record.to_commit)} ({record.rows} rows)"
+        # What the load read: the ref or run id it was pinned to, else its branch.
+        read = f"{Path(record.database).name}@{record.ref or record.branch or 'HEAD'}"
+        return f"Dolt: loaded {name} <- {read} {_short(record.to_commit)} ({record.rows} rows)"
     if record.committed:
         change = (
             f"{_short(record.from_commit)}..{_short(record.to_commit)} "
@@ -86,6 +88,8 @@ def _on_record(record: ActionRecord) -> None:
     spool = run_context.run_value("spool")
     if spool:
         line = (json.dumps(record.to_dict(), default=str) + "\n").encode("utf-8")
+        # Made with the first record: a run that never reached Dolt leaves no directory.
+        Path(spool).parent.mkdir(parents=True, exist_ok=True)
         with open(spool, "ab") as handle:  # one locked append per record, from any process
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.write(line)
@@ -258,7 +262,6 @@ class DoltHooks:
             )
         run_id = str(run_params.get("run_id"))
         spool = self._manifest_dir() / f".{run_id}.jsonl"
-        spool.parent.mkdir(parents=True, exist_ok=True)
         spool.unlink(missing_ok=True)
         run_context.start_run(
             run_id=run_id,
@@ -396,12 +399,17 @@ class DoltHooks:
                 f"{t} ({s['commits']} commits, +{s['added']} ~{s['modified']} -{s['deleted']})"
                 for t, s in entry["tables_written"].items()
             )
+            made = sum(s["commits"] for s in entry["tables_written"].values())
+            commits = (
+                f"commits {_short(entry['first_commit'])}..{_short(entry['last_commit'])}"
+                if made
+                else "no commits"
+            )
             logger.info(
-                "Dolt summary for %s: branches %s; commits %s..%s; tables written: %s",
+                "Dolt summary for %s: branches %s; %s; tables written: %s",
                 Path(database).name,
                 ", ".join(entry["branches"]) or "-",
-                _short(entry["first_commit"]),
-                _short(entry["last_commit"]),
+                commits,
                 tables or "none",
                 extra=_NO_MARKUP,
             )

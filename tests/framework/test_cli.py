@@ -126,6 +126,12 @@ class TestLog:
         assert len(lines[2:]) == 5
         assert body.count("countries") >= 1 and f"{first}" in body and f"{second}" in body
 
+    def test_up_to_a_run_id(self, project):
+        """A Kedro run id is a ref here as everywhere (issue 19): the log up to that run."""
+        root, first, _ = project
+        data = json_output(run(root, "log", "companies", "--ref", first, "--json"))
+        assert [d["run_id"] for d in data] == [first]
+
     def test_unknown_dataset(self, project):
         root, *_ = project
         result = kedro_cli(root, "dolt", "log", "nope")
@@ -139,6 +145,27 @@ class TestDiff:
         out = run(root, "diff", "companies")
         assert re.search(r"companies \(companies\) \w{8}\.\.main: \+2 ~0 -0 rows", out)
         assert re.search(r"added\s+NL\s+3\s+company 3", out) or re.search(r"added.*company 3", out)
+
+    def test_the_key_and_the_columns_that_changed(self, project):
+        root, *_ = project
+        lines = table_lines(run(root, "diff", "company_stats", "--from", "main~2"))
+        assert lines[0].split() == ["change", "country", "companies"]
+        assert {tuple(line.split()) for line in lines[2:]} == {
+            ("modified", "NL", "2", "→", "3"),
+            ("modified", "US", "1", "→", "2"),
+        }
+
+    def test_between_run_ids(self, project):
+        root, first, second = project
+        data = json_output(
+            run(root, "diff", "company_stats", "--from", first, "--to", second, "--json")
+        )
+        assert (data["rows_added"], data["rows_modified"], data["rows_deleted"]) == (0, 2, 0)
+        assert (data["from"], data["to"]) == (first, second)
+        # --json keeps every column of every side.
+        assert {"from_country", "to_country", "from_companies", "to_companies"} <= set(
+            data["rows"][0]
+        )
 
     def test_json_between_refs(self, project):
         root, *_ = project

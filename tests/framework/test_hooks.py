@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pandas as pd
 import pytest
 
-from kedro_dolt import DoltTableDataset
+from kedro_dolt import ActionRecord, DoltTableDataset
+from kedro_dolt.framework.hooks import DoltHooks, describe_action
 from kedro_dolt.versioning.commits import parse_trailers
 from tests.conftest import dolt_rows, state
 from tests.support.kedro_project import company_project, kedro_cli, make_project, on_database
@@ -269,3 +271,49 @@ class TestCallbacks:
         assert sorted((r["kind"], r["dataset"], r["to_commit"]) for r in received) == sorted(
             (r["kind"], r["dataset"], r["to_commit"]) for r in manifest["records"]
         )
+
+
+class TestTruthfulLogs:
+    """Issue 19: a log line says what was read; a summary says when nothing was written."""
+
+    @staticmethod
+    def record(**fields) -> ActionRecord:
+        base = dict(
+            kind="load",
+            dataset="companies",
+            database="/x/warehouse",
+            table="companies",
+            branch="main",
+            ref=None,
+            from_commit=None,
+            to_commit="abcdefghij" * 3 + "ab",
+            rows=3,
+            strategy="append",
+        )
+        return ActionRecord(**{**base, **fields})
+
+    @pytest.mark.parametrize(
+        ("ref", "shown"),
+        [
+            (None, "warehouse@main"),
+            ("main~2", "warehouse@main~2"),
+            ("2026-11-24T07.01.12.421Z", "warehouse@2026-11-24T07.01.12.421Z"),
+        ],
+    )
+    def test_a_load_names_the_ref_or_run_it_read(self, ref, shown):
+        line = describe_action(self.record(ref=ref))
+        assert f"<- {shown} abcdefg (3 rows)" in line
+
+    def test_a_run_that_wrote_nothing_says_so(self, caplog):
+        caplog.set_level(logging.INFO, logger="kedro_dolt")
+        DoltHooks()._finish({"run_id": "r"}, [self.record()], status="completed", merged=[])
+        assert "no commits" in caplog.text
+        assert "-..-" not in caplog.text
+
+    def test_a_run_that_fails_before_dolt_leaves_no_files(self, tmp_path):
+        project = company_project(tmp_path / "proj")
+        result = kedro_cli(project, "run", env={"PATH": "/usr/bin:/bin", "KEDRO_DOLT_BINARY": ""})
+        assert result.returncode != 0
+        assert "install Dolt" in result.stdout + result.stderr
+        assert not (project / "data" / "warehouse").exists()
+        assert not (project / "data" / "kedro_dolt").exists()

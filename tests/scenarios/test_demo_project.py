@@ -108,7 +108,8 @@ class TestDemo:
     def test_diff_and_changed(self, demo):
         _, out = demo
         assert re.search(r"raw_readings \(raw_readings\) \w{8}\.\.main: \+25 ~1 -0 rows", out)
-        assert re.search(r"modified\s+2026-11-03", out)
+        # The key and only the columns that changed, old → new (issue 19).
+        assert re.search(r"modified\s+DBL\s+2026-11-03[^\n]*\s0\.2 → 5\.2", out)
         assert "kedro run --from-inputs=" in out
         assert "raw_readings" in out.split("kedro run --from-inputs=")[1].splitlines()[0]
 

@@ -50,10 +50,19 @@ def make_project(root: Path, package: str, *, nodes: str, pipeline: str, catalog
     return root
 
 
-def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``kedro ARGS`` in ``project``; the caller checks the exit code and output."""
+def kedro_cli(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``kedro ARGS`` in ``project`` (``env`` laid over this process's environment); the
+    caller checks the exit code and output."""
     # A wide terminal keeps rich from wrapping log lines mid-word.
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "COLUMNS": "400"}
+    env = {
+        **os.environ,
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
+        "COLUMNS": "400",
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "kedro", *args],
         cwd=project,
