@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # Without it every dolt start leaves a detached `dolt send-metrics` process behind.
 export DOLT_DISABLE_EVENT_FLUSH := 1
 
-.PHONY: setup dolt python browser test demo demo-server quickstart lint bench clean
+.PHONY: setup dolt python browser test demo demo-server quickstart lint bench dist clean
 
 setup: dolt python
 
@@ -57,6 +57,12 @@ lint: python
 bench: setup
 	$(PY) bench/bench_goals.py $(BENCH_ARGS)
 	$(PY) bench/bench_server.py $(BENCH_SERVER_ARGS)
+
+# The sdist and the wheel (README: Add kedro-dolt to your project), built from a copy of the
+# checkout: only $(DIST) is written.
+DIST ?= dist
+dist:
+	PYTHON=$(PYTHON) scripts/dist $(DIST)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo
