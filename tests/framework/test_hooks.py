@@ -304,7 +304,8 @@ class TestTruthfulLogs:
         line = describe_action(self.record(ref=ref))
         assert f"<- {shown} abcdefg (3 rows)" in line
 
-    def test_a_run_that_wrote_nothing_says_so(self, caplog):
+    def test_a_run_that_wrote_nothing_says_so(self, caplog, monkeypatch, tmp_path):
+        monkeypatch.setenv("KEDRO_DOLT_MANIFEST_DIR", str(tmp_path))  # its manifest goes here
         caplog.set_level(logging.INFO, logger="kedro_dolt")
         DoltHooks()._finish({"run_id": "r"}, [self.record()], status="completed", merged=[])
         assert "no commits" in caplog.text
