@@ -17,12 +17,16 @@ import pandas as pd
 import pytest
 
 from kedro_dolt.engine import DoltCLIEngine, DoltEngine, DoltServerEngine, RepositoryState
+from kedro_dolt.engine.run_server import RunServers
 from tests.support.dolt_server import DoltServer, dolt_server_factory  # noqa: F401
 
 #: Test modules that set ``BOTH_ENGINES = True`` run each test taking ``repo`` twice: on the
 #: CLI engine (a local repository) and on the server engine (a database on a real
 #: ``dolt sql-server``). Tests marked ``cli_only`` are about the local repository itself.
 ENGINES = ("cli", "server")
+#: ... and modules that also set ``SERVED_TOO = True`` a third time: a local repository
+#: served by a Kedro run's own ``dolt sql-server`` (:mod:`kedro_dolt.engine.run_server`).
+SERVED = "served"
 
 #: Dolt's errors when another process held the store for a moment (the machine is busy).
 TRANSIENT = ("database is read only", "cannot update manifest")
@@ -95,6 +99,12 @@ class Repo(type(Path())):  # type: ignore[misc]
         return str(self)
 
 
+class ServedRepo(Repo):
+    """A local repository, served (from its first use) by a run server the test opened."""
+
+    kind = SERVED
+
+
 class ServerRepo(Repo):
     """A database on the session's ``dolt sql-server``; the path is its directory in the
     server's data dir (where the dolt binary, routed through the server, can inspect it)."""
@@ -128,7 +138,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         and getattr(metafunc.module, "BOTH_ENGINES", False)
         and metafunc.definition.get_closest_marker("cli_only") is None
     ):
-        metafunc.parametrize("engine_kind", ENGINES)
+        served = getattr(metafunc.module, "SERVED_TOO", False)
+        metafunc.parametrize("engine_kind", (*ENGINES, SERVED) if served else ENGINES)
 
 
 @pytest.fixture
@@ -152,11 +163,18 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if shutil.which("dolt") is None and not os.environ.get("KEDRO_DOLT_BINARY"):
         pytest.exit("dolt is not on PATH: run the tests with `make test`", returncode=2)
     home = tmp_path_factory.mktemp("dolt-root")
-    names = ("DOLT_ROOT_PATH", "KEDRO_DISABLE_TELEMETRY", "DOLT_DISABLE_EVENT_FLUSH")
+    names = (
+        "DOLT_ROOT_PATH",
+        "KEDRO_DISABLE_TELEMETRY",
+        "DOLT_DISABLE_EVENT_FLUSH",
+        "KEDRO_DOLT_CACHE_DIR",
+    )
     saved = {k: os.environ.get(k) for k in names}
     os.environ["DOLT_ROOT_PATH"] = str(home)
     os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
     os.environ["DOLT_DISABLE_EVENT_FLUSH"] = "1"  # no detached `dolt send-metrics` per start
+    # The load cache of the session, not the user's (every process the tests start too).
+    os.environ["KEDRO_DOLT_CACHE_DIR"] = str(tmp_path_factory.mktemp("load-cache"))
     for key, value in [
         ("user.name", "Kedro Dolt Tests"),
         ("user.email", "tests@kedro-dolt.invalid"),
@@ -180,7 +198,17 @@ def repo(tmp_path: Path, engine_kind: str, request: pytest.FixtureRequest) -> Re
     if engine_kind == "server":
         server = request.getfixturevalue("shared_server")
         return ServerRepo.on(server, f"w{uuid.uuid4().hex[:12]}")
+    if engine_kind == SERVED:
+        request.getfixturevalue("run_servers")
+        return ServedRepo(tmp_path / "warehouse")
     return Repo(tmp_path / "warehouse")
+
+
+@pytest.fixture
+def run_servers() -> Iterator[RunServers]:
+    """A run's servers, as the Kedro hook opens them for a run: closed after the test."""
+    with RunServers.open() as servers:
+        yield servers
 
 
 @pytest.fixture

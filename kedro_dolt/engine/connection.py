@@ -56,19 +56,34 @@ from .transport import Load, Rows, Statement, row_of
 class ServerConnection:
     """Runs scripts over pooled connections to one database on a ``dolt sql-server``."""
 
-    #: Small loads go by ``INSERT``, which stores ``-0.0`` as ``0.0``: so do all of them.
-    keeps_negative_zero = False
+    cheap_round_trips = True
 
-    def __init__(self, address: ServerAddress, database: str, author: str | None = None) -> None:
+    def __init__(
+        self,
+        address: ServerAddress,
+        database: str,
+        author: str | None = None,
+        *,
+        local_infile_rows: int = LOCAL_INFILE_ROWS,
+    ) -> None:
+        """``local_infile_rows``: from how many rows a load goes by ``LOAD DATA LOCAL``
+        (when the server allows it) rather than by ``INSERT``."""
         self.address = address
         self.database = database
         self._author = author
+        self._local_infile_rows = local_infile_rows
         self._local_infile: bool | None = None
         self._exists = False
 
     @property
     def location(self) -> str:
         return self.address.url(self.database)
+
+    @property
+    def keeps_negative_zero(self) -> bool:
+        """Whether a saved ``-0.0`` stays so: only when every load goes by ``LOAD DATA``
+        (small loads go by ``INSERT``, which stores ``0.0``; then so do all of them)."""
+        return self._local_infile_rows <= 1 and self._uses_local_infile()
 
     @property
     def cache_dir(self) -> Path:
@@ -269,7 +284,7 @@ class ServerConnection:
     def _load(self, connection: Any, cursor: Any, load: Load, local: bool, path: Path) -> None:
         """Send ``load``'s rows: LOAD DATA LOCAL streamed through a named pipe for big loads
         when the server allows it, else multi-row INSERTs (faster for a few thousand rows)."""
-        if local and len(load.frame) >= LOCAL_INFILE_ROWS:
+        if local and len(load.frame) >= self._local_infile_rows:
             self._load_local(connection, cursor, load, path)
             return
         template = insert_rows(load.table, load.schema, replace=load.replace)

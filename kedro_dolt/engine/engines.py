@@ -12,13 +12,15 @@ from typing import Any
 
 from ..errors import DoltError
 from .connection import ServerConnection
+from .local import LocalTransport
 from .mysql import ServerAddress
 from .process import DoltProcess
 from .sql_engine import SQLEngine
 
 
 class DoltCLIEngine(SQLEngine):
-    """The ``dolt`` command line on a local repository directory (the embedded default).
+    """A local repository directory (the embedded default): the ``dolt`` command line, or
+    during a Kedro run the run's own ``dolt sql-server`` (see :mod:`.run_server`).
 
     Cheap to build and picklable (it holds two strings); the binary is found at first use.
     """
@@ -26,7 +28,7 @@ class DoltCLIEngine(SQLEngine):
     def __init__(self, database: str | os.PathLike[str], *, binary: str | None = None) -> None:
         self.database = Path(database).expanduser().absolute()
         self.process = DoltProcess(self.database, binary)
-        super().__init__(self.process)
+        super().__init__(LocalTransport(self.process))
 
     def __repr__(self) -> str:
         return f"DoltCLIEngine({str(self.database)!r})"

@@ -47,6 +47,8 @@ class ServerAddress:
     port: int
     user: str
     password: str = field(repr=False, default="")
+    #: A unix socket to connect through instead of host and port (a run's own server).
+    unix_socket: str | None = None
 
     @classmethod
     def from_con(cls, con: str) -> ServerAddress:
@@ -238,6 +240,7 @@ def connect(address: ServerAddress, *, local_infile: bool = False, database: str
         return _CONNECTION_CLASS(
             host=address.host,
             port=address.port,
+            unix_socket=address.unix_socket,
             user=address.user,
             # As bytes: PyMySQL would encode a str as Latin-1; Dolt checks the UTF-8 bytes.
             password=address.password.encode("utf-8"),

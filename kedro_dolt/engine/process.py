@@ -61,7 +61,7 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+def die_with_parent() -> None:  # pragma: no cover - runs in the forked child
     """Runs in each ``dolt`` child before exec: the kernel kills it when its parent dies, so
     a killed Python process never leaves a `dolt` writing without kedro-dolt's lock."""
     if _LIBC is not None:
@@ -69,7 +69,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
 
 
 @functools.cache
-def _pdeathsig_prefix() -> tuple[str, ...]:
+def pdeathsig_prefix() -> tuple[str, ...]:
     """``setpriv --pdeathsig KILL --``, when util-linux's setpriv can set the parent-death
     signal: the child then starts without a ``preexec_fn``, which forces Python to ``fork``
     (copying the page tables of a large pipeline process: ~25 ms at 400 MB) instead of
@@ -134,6 +134,8 @@ class DoltProcess:
 
     #: Rows go by ``LOAD DATA``, which keeps the sign of zero.
     keeps_negative_zero = True
+    #: Each script is a new ``dolt`` process.
+    cheap_round_trips = False
 
     @property
     def binary(self) -> str:
@@ -152,7 +154,7 @@ class DoltProcess:
         """Start ``dolt ARGS`` with pipes for stdin, stdout and stderr; it dies with this
         process (``PR_SET_PDEATHSIG``)."""
         cmd = [self.binary, *(["--data-dir", str(self.database)] if data_dir else []), *args]
-        prefix = _pdeathsig_prefix()
+        prefix = pdeathsig_prefix()
         try:
             if prefix and shutil.which(cmd[0]) is None:  # setpriv would only exit 127
                 raise FileNotFoundError(errno.ENOENT, "No such executable file", cmd[0])
@@ -163,7 +165,7 @@ class DoltProcess:
                 stderr=subprocess.PIPE,
                 cwd=cwd or self.database,
                 env=child_env(env),
-                preexec_fn=None if prefix else _die_with_parent,
+                preexec_fn=None if prefix else die_with_parent,
             )
         except FileNotFoundError as exc:
             raise DoltError(f"Cannot run {cmd[0]!r}: {exc}.", fix=INSTALL_HINT) from exc

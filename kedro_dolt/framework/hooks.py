@@ -28,7 +28,8 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from ..engine import CommitMessage
+from ..engine import CommitMessage, DoltCLIEngine, run_server
+from ..engine.run_server import RunServers
 from ..errors import DoltError
 from ..naming import validate_branch
 from ..versioning.records import ActionRecord, subscribe
@@ -44,9 +45,11 @@ _NO_MARKUP = {"markup": False}  # branch names like [main] must not be read as r
 
 @dataclass
 class HookConfig:
-    """``conf/<env>/dolt.yml``: ``manifest_dir`` (relative to the project root)."""
+    """``conf/<env>/dolt.yml``: ``manifest_dir`` (relative to the project root) and
+    ``run_server`` (serve local repositories with a ``dolt sql-server`` while a run lasts)."""
 
     manifest_dir: str = DEFAULT_MANIFEST_DIR
+    run_server: bool = True
 
 
 def _short(commit: str | None) -> str:
@@ -144,6 +147,36 @@ def uses_dolt(catalog: Any, conf_catalog: dict[str, Any] | None) -> bool:
     return any("dolt" in (get_type(name) or "").lower() for name in catalog)
 
 
+def _serve_run(catalog: Any, pipeline: Any, *, eager: bool) -> RunServers:
+    """Serve the run's local repositories (:mod:`kedro_dolt.engine.run_server`): each from
+    its first use, or (``eager``: ParallelRunner, whose workers cannot start one) now. A
+    repository whose datasets log in to a remote with a password is not served."""
+    servers = RunServers.open()
+    for dataset in _dolt_datasets(catalog, pipeline):
+        engine = dataset.engine
+        remote = getattr(dataset, "_remote", None)
+        if remote is not None and remote.user is not None:
+            servers.exclude(engine.database)
+        elif eager and engine.exists():
+            servers.serve(engine.database, engine.binary)
+    return servers
+
+
+def _dolt_datasets(catalog: Any, pipeline: Any) -> list[Any]:
+    """The run's Dolt table datasets that can be built (the others fail in their nodes):
+    catalog entries, and what the pipeline resolves from factory patterns."""
+    names = set(catalog) | set(getattr(pipeline, "datasets", lambda: ())())
+    found = []
+    for name in sorted(names):
+        try:
+            dataset = catalog.get(name)
+        except Exception:
+            continue
+        if isinstance(getattr(dataset, "engine", None), DoltCLIEngine):
+            found.append(dataset)
+    return found
+
+
 def _engines_of(catalog: Any, records: list[ActionRecord]) -> dict[str, Any]:
     """The engines (credentials included) of the databases the records name, from the
     datasets that made them: a record names its database by location only."""
@@ -193,6 +226,7 @@ class DoltHooks:
     def __init__(self) -> None:
         self._config = HookConfig()
         self._merge_back = False
+        self._servers: RunServers | None = None
         self._active = False  # whether this session's catalog has a Dolt dataset
 
     # -- run context -------------------------------------------------------------------------
@@ -214,10 +248,13 @@ class DoltHooks:
             raw = loader["dolt"]
         except MissingConfigException:  # no dolt.yml: defaults
             raw = {}
-        unknown = sorted(set(raw) - {"manifest_dir"})
+        unknown = sorted(set(raw) - {"manifest_dir", "run_server"})
         if unknown:
             logger.warning("Ignoring unknown key(s) %s in dolt.yml.", unknown, extra=_NO_MARKUP)
-        return HookConfig(manifest_dir=str(raw.get("manifest_dir", DEFAULT_MANIFEST_DIR)))
+        return HookConfig(
+            manifest_dir=str(raw.get("manifest_dir", DEFAULT_MANIFEST_DIR)),
+            run_server=raw.get("run_server", True) is not False,
+        )
 
     def _manifest_dir(self) -> Path:
         configured = Path(os.environ.get(MANIFEST_DIR_ENV) or self._config.manifest_dir)
@@ -247,7 +284,7 @@ class DoltHooks:
                 )
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         if not self._active:
             return
         params = run_params.get("runtime_params") or {}
@@ -270,6 +307,9 @@ class DoltHooks:
             spool=str(spool),
         )
         _listen()
+        if self._config.run_server and run_server.enabled():
+            parallel = "Parallel" in str(run_params.get("runner"))
+            self._servers = _serve_run(catalog, pipeline, eager=parallel)
 
     # pluggy passes only arguments without defaults. Kedro saves a node's outputs after
     # after_node_run, so the node stays current until the next node starts in this thread.
@@ -338,6 +378,9 @@ class DoltHooks:
             Path(spool).unlink(missing_ok=True)
         run_context.clear()
         self._merge_back = False
+        if self._servers is not None:
+            self._servers.close()
+            self._servers = None
 
     def _merge_run_branch(self, records: list[ActionRecord], catalog: Any) -> list[dict[str, Any]]:
         """Merge the run branch into each dataset's own branch, per database."""

@@ -13,6 +13,7 @@ from kedro_dolt import DoltTableDataset
 from tests.conftest import dolt_rows
 
 BOTH_ENGINES = True
+SERVED_TOO = True
 
 
 def columns(repo) -> list[str]:

@@ -19,6 +19,7 @@ from tests.conftest import dolt_rows, foreign, state
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
 BOTH_ENGINES = True
+SERVED_TOO = True
 
 MODES = ["overwrite", "append", "upsert"]
 

@@ -1,0 +1,140 @@
+"""The transport of a local repository: the ``dolt`` process, or during a Kedro run the run's
+own ``dolt sql-server`` over a unix socket (:mod:`.run_server`).
+
+What names and holds the repository (its path, cache, ``dolt init``, ``dolt clone``, the
+commit identity) is always the process's; only running statements moves to the server while
+one serves the repository. Rows go to it by ``LOAD DATA LOCAL INFILE`` always, so that a value
+is stored as the process stores it (``-0.0`` included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pyarrow as pa
+
+from .connection import ServerConnection
+from .process import DoltProcess
+from .run_server import RunServer, RunServers, enabled, foreign_server, published
+from .transport import Rows, Statement
+
+
+class LocalTransport:
+    """A local repository, reached by the ``dolt`` process or by the run's server."""
+
+    @property
+    def keeps_negative_zero(self) -> bool:
+        server = self.server()
+        return True if server is None else server.keeps_negative_zero
+
+    @property
+    def cheap_round_trips(self) -> bool:
+        return self.server() is not None
+
+    def __init__(self, process: DoltProcess) -> None:
+        self.process = process
+        self._connection: tuple[RunServer, ServerConnection] | None = None
+
+    # -- what stays the process's ---------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self.process.location
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.process.cache_dir
+
+    def exists(self) -> bool:
+        return self.process.exists()
+
+    def require(self) -> None:
+        self.process.require()
+
+    def ensure(self, initial_branch: str | None) -> None:
+        self.process.ensure(initial_branch)
+
+    def author(self) -> str | None:
+        return self.process.author()
+
+    def clone(
+        self,
+        url: str,
+        *,
+        remote: str,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.process.clone(url, remote=remote, user=user, env=env)
+
+    # -- running statements ---------------------------------------------------------------
+
+    def server(self) -> ServerConnection | None:
+        """A connection to the server that serves this repository now, if any: the run's
+        (started by the process that owns the run, at the repository's first use), or any
+        other ``dolt sql-server`` running on it (a ``dolt`` process would be routed through
+        that one anyway, and loses its scripts' results on the way)."""
+        found = self._run_server()
+        if found is None:
+            found = foreign_server(self.process.database)
+        if found is None:
+            self._connection = None
+            return None
+        if self._connection is None or self._connection[0] != found:
+            connection = ServerConnection(
+                found.address(), found.database, self.process.author(), local_infile_rows=1
+            )
+            self._connection = (found, connection)
+        return self._connection[1]
+
+    def _run_server(self) -> RunServer | None:
+        if not enabled():
+            return None
+        found = published(self.process.database)
+        if found is None:
+            servers = RunServers.current()
+            if servers is None or not self.process.exists():
+                return None
+            found = servers.serve(self.process.database, self.process.binary)
+        return found  # None: not served (excluded, or it could not start)
+
+    def lock(self, *, exclusive: bool) -> AbstractContextManager[None]:
+        # The server orders writers itself; the file lock is for dolt processes.
+        if self.server() is not None:
+            return contextlib.nullcontext()
+        return self.process.lock(exclusive=exclusive)
+
+    def run(
+        self,
+        statements: Sequence[Statement],
+        *,
+        branch: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> list[Rows]:
+        server = self.server() if not env else None  # a remote's password: the process's
+        if server is not None:
+            return server.run(statements, branch=branch)
+        return self.process.run(statements, branch=branch, env=env)
+
+    def run_arrow(self, statements: Sequence[str], *, branch: str | None = None) -> list[pa.Table]:
+        server = self.server()
+        if server is not None:
+            return server.run_arrow(statements, branch=branch)
+        return self.process.run_arrow(statements, branch=branch)
+
+    def run_read(
+        self, statements: Sequence[str], rows_at: Callable[[str | None], str], *, branch: str | None
+    ) -> list[pa.Table]:
+        server = self.server()
+        if server is not None:
+            return server.run_read(statements, rows_at, branch=branch)
+        return self.process.run_read(statements, rows_at, branch=branch)
+
+    def run_query(self, database: str, revision: str, statement: str) -> pa.Table | None:
+        server = self.server()
+        if server is not None:
+            return server.run_query(database, revision, statement)
+        return self.process.run_query(database, revision, statement)

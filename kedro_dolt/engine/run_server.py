@@ -1,0 +1,379 @@
+"""One ``dolt sql-server`` per local repository for the length of a Kedro run.
+
+Each ``dolt`` start costs 65-75 ms; a run makes a few per node. While a run lasts, kedro-dolt
+serves each local repository it uses with a private ``dolt sql-server`` and talks to it over a
+unix socket (:class:`~.local.LocalTransport`): an operation then costs a few milliseconds.
+Facts this relies on (docs/dolt-facts.md, "A server for a run"):
+
+* A ``dolt`` command of any other process (a plain ``dolt sql``, another kedro-dolt process)
+  finds the running server through ``.dolt/sql-server.info`` and goes through it, so the
+  repository stays readable and writable by others during the run.
+* The server reads its users from a privileges file given in its config. kedro-dolt writes
+  one in a private directory (``0700``) with ``dolt sql``: one user with a random password and
+  no ``root``, so nobody else can use the server's TCP port. Nothing is written into the
+  repository but Dolt's own ``.dolt/sql-server.info`` while the server runs.
+* The server is started with ``PR_SET_PDEATHSIG``: a ``kill -9`` of the run kills it too, and
+  Dolt ignores the stale ``sql-server.info`` it leaves.
+
+The Kedro hook opens a :class:`RunServers` when a run starts and closes it when the run ends;
+a repository is served from its first use in the run (a repository the run creates, too).
+Other processes of the run (ParallelRunner's workers) find the servers through the file named
+in :data:`RUN_SERVERS_ENV`. ``KEDRO_DOLT_RUN_SERVER=0`` (or ``run_server: false`` in the
+project's ``dolt.yml``) turns it off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import DoltError
+from .mysql import ServerAddress, connect
+from .process import child_env, die_with_parent, pdeathsig_prefix
+
+#: The file (JSON) that lists the servers of the current run, for every process of the run.
+RUN_SERVERS_ENV = "KEDRO_DOLT_RUN_SERVERS"
+#: ``0`` turns the servers off.
+ENABLED_ENV = "KEDRO_DOLT_RUN_SERVER"
+#: The run's private directory (config, privileges, socket): ``<prefix><pid>-<random>``.
+DIR_PREFIX = "kedro-dolt-run-"
+USER = "kedro_dolt_run"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class RunServer:
+    """Where the server of one repository listens, and who may connect."""
+
+    repository: str
+    socket: str
+    port: int
+    database: str
+    password: str = field(repr=False)
+    pid: int = 0
+    user: str = USER
+
+    def address(self) -> ServerAddress:
+        return ServerAddress(
+            "127.0.0.1", self.port, self.user, self.password, unix_socket=self.socket or None
+        )
+
+
+def enabled() -> bool:
+    return os.environ.get(ENABLED_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_published: tuple[str, float, dict[str, RunServer]] | None = None
+
+
+def published(repository: Path) -> RunServer | None:
+    """The server of ``repository`` in this run, if one was started (in any process)."""
+    global _published
+    path = os.environ.get(RUN_SERVERS_ENV)
+    if not path:
+        return None
+    try:
+        stamp = os.stat(path).st_mtime
+    except OSError:
+        return None
+    if _published is None or _published[:2] != (path, stamp):
+        try:
+            entries = json.loads(Path(path).read_text(encoding="utf-8"))
+            servers = {key: RunServer(**value) for key, value in entries.items() if value}
+        except (OSError, ValueError, TypeError):
+            return None
+        _published = (path, stamp, servers)
+    return _published[2].get(str(repository))
+
+
+class RunServers:
+    """The servers of one run, owned by the process that opened it (the hook's)."""
+
+    _open: RunServers | None = None  # the one open in this process, if any
+
+    def __init__(self) -> None:
+        self._owner = os.getpid()
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{self._owner}-"))
+        os.chmod(self._dir, 0o700)
+        self._file = self._dir / "servers.json"
+        self._file.write_text("{}", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._servers: dict[str, tuple[RunServer, subprocess.Popen[bytes]]] = {}
+        self._password = secrets.token_urlsafe(24)
+        self._privileges: Path | None = None
+        self._failed: set[str] = set()
+
+    # -- the run ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls) -> RunServers:
+        """Start serving this process's run (nothing runs until a repository is used)."""
+        if cls._open is not None:
+            cls._open.close()
+        _sweep()
+        cls._open = cls()
+        atexit.register(cls._open.close)
+        os.environ[RUN_SERVERS_ENV] = str(cls._open._file)
+        return cls._open
+
+    @classmethod
+    def current(cls) -> RunServers | None:
+        """The servers this process opened (never a forked worker's copy)."""
+        opened = cls._open
+        return opened if opened is not None and opened._owner == os.getpid() else None
+
+    def close(self) -> None:
+        """Stop every server (they finish what they were doing) and forget the run."""
+        atexit.unregister(self.close)
+        if type(self)._open is self:
+            type(self)._open = None
+            if os.environ.get(RUN_SERVERS_ENV) == str(self._file):
+                os.environ.pop(RUN_SERVERS_ENV, None)
+        with self._lock:
+            running = [process for _, process in self._servers.values()]
+            self._servers.clear()
+        for process in running:
+            _stop(process)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> RunServers:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- serving a repository -----------------------------------------------------------
+
+    def exclude(self, repository: Path) -> None:
+        """Never serve ``repository`` in this run: its datasets pull or push with a remote
+        password, which only reaches a ``dolt`` process (a server logs in with its own)."""
+        with self._lock:
+            self._failed.add(str(repository))
+            self._publish()
+
+    def serve(self, repository: Path, binary: str) -> RunServer | None:
+        """The server of ``repository`` (an existing Dolt repository), started now if needed;
+        ``None`` when it cannot be started or is excluded (operations then run ``dolt``)."""
+        key = str(repository)
+        with self._lock:
+            if key in self._servers:
+                return self._servers[key][0]
+            if key in self._failed:
+                return None
+            try:
+                server, process = self._start(repository, binary)
+            except (DoltError, OSError, subprocess.SubprocessError):
+                self._failed.add(key)  # e.g. another server holds it: do without
+                return None
+            self._servers[key] = (server, process)
+            self._publish()
+            return server
+
+    def _publish(self) -> None:
+        entries: dict[str, dict[str, object] | None] = dict.fromkeys(self._failed)
+        entries.update({key: asdict(server) for key, (server, _) in self._servers.items()})
+        partial = self._file.with_suffix(".tmp")
+        partial.write_text(json.dumps(entries), encoding="utf-8")
+        os.chmod(partial, 0o600)
+        os.replace(partial, self._file)
+
+    def _start(self, repository: Path, binary: str) -> tuple[RunServer, subprocess.Popen[bytes]]:
+        home = self._dir / f"server-{len(self._servers)}"
+        home.mkdir()
+        sock, port = home / "mysql.sock", _free_port()
+        config = home / "config.yaml"
+        config.write_text(_config(repository, sock, port, self._privileges_file(binary), home))
+        log = open(home / "server.log", "wb")  # noqa: SIM115 - the server writes it
+        prefix = pdeathsig_prefix()
+        process = subprocess.Popen(
+            [*prefix, binary, "sql-server", "--config", str(config)],
+            preexec_fn=None if prefix else die_with_parent,
+            cwd=home,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C of the run reaches it through the hook
+        )
+        log.close()
+        try:
+            database = self._wait_ready(process, sock, port, home / "server.log")
+        except BaseException:
+            _stop(process)
+            raise
+        server = RunServer(str(repository), str(sock), port, database, self._password, process.pid)
+        return server, process
+
+    def _privileges_file(self, binary: str) -> Path:
+        """Users of every server of the run: one, with the run's random password."""
+        if self._privileges is None:
+            path = self._dir / "privileges.db"
+            script = (
+                f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{self._password}'; "
+                f"GRANT ALL ON *.* TO '{USER}'@'%' WITH GRANT OPTION; "
+                "DROP USER IF EXISTS 'root'@'localhost';"
+            )
+            subprocess.run(
+                [binary, "--doltcfg-dir", str(self._dir), "--privilege-file", str(path), "sql"],
+                input=script.encode(),
+                cwd=self._dir,
+                env=child_env(),
+                capture_output=True,
+                check=True,
+            )
+            self._privileges = path
+        return self._privileges
+
+    def _wait_ready(
+        self, process: subprocess.Popen[bytes], sock: Path, port: int, log: Path
+    ) -> str:
+        """The name the server gives the repository's database, once it accepts sessions."""
+        address = ServerAddress("127.0.0.1", port, USER, self._password, unix_socket=str(sock))
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise DoltError(
+                    "The run's dolt sql-server stopped at start.",
+                    dolt_message=log.read_text(errors="replace")[-2000:],
+                )
+            try:
+                connection = connect(address) if sock.exists() else None
+            except DoltError:
+                connection = None
+            if connection is not None:
+                with contextlib.closing(connection), connection.cursor() as cursor:
+                    cursor.execute("SHOW DATABASES")
+                    names = [row[0] for row in cursor.fetchall()]
+                databases = [n for n in names if n not in ("information_schema", "mysql")]
+                if databases:
+                    return str(databases[0])
+            if time.monotonic() > deadline:
+                raise DoltError("The run's dolt sql-server did not start in time.")
+            time.sleep(0.005)
+
+
+def _config(repository: Path, sock: Path, port: int, privileges: Path, home: Path) -> str:
+    def quoted(path: Path) -> str:
+        return json.dumps(str(path))  # a JSON string is a YAML string
+
+    return "\n".join(
+        [
+            "log_level: warning",
+            "behavior:",
+            "  autocommit: true",
+            "listener:",
+            "  host: 127.0.0.1",
+            f"  port: {port}",
+            f"  socket: {quoted(sock)}",
+            f"data_dir: {quoted(repository)}",
+            f"cfg_dir: {quoted(home)}",
+            f"privilege_file: {quoted(privileges)}",
+            f"branch_control_file: {quoted(home / 'branch_control.db')}",
+            "system_variables:",
+            "  local_infile: 1",
+            "",
+        ]
+    )
+
+
+#: The user Dolt's CLI logs in as on a running server (its password is in sql-server.info).
+LOCAL_USER = "__dolt_local_user__"
+
+
+def foreign_server(repository: Path) -> RunServer | None:
+    """The ``dolt sql-server`` running on ``repository`` (not the run's), from the
+    ``.dolt/sql-server.info`` it writes (``pid:port:secret``), logged in as Dolt's own CLI
+    does; ``None`` when none runs (a file left by a killed server names a dead pid)."""
+    info = repository / ".dolt" / "sql-server.info"
+    try:
+        pid, port, secret = info.read_text(encoding="utf-8").strip().split(":", 2)
+        if not _alive(int(pid)):
+            return None
+    except (OSError, ValueError):
+        return None
+    key = (str(info), pid, port)
+    if key not in _foreign:
+        address = ServerAddress("127.0.0.1", int(port), LOCAL_USER, secret)
+        try:
+            with contextlib.closing(connect(address)) as connection, connection.cursor() as cur:
+                cur.execute("SHOW DATABASES")
+                names = [str(row[0]) for row in cur.fetchall()]
+        except DoltError:
+            return None
+        database = _database_of(repository, names)
+        if database is None:
+            return None
+        _foreign[key] = RunServer(
+            str(repository), "", int(port), database, secret, int(pid), LOCAL_USER
+        )
+    return _foreign[key]
+
+
+_foreign: dict[tuple[str, str, str], RunServer] = {}
+
+
+def _database_of(repository: Path, names: list[str]) -> str | None:
+    """Which of a server's databases is ``repository``: its directory name, as Dolt makes
+    a database name of it (``-`` and spaces become ``_``), or the only one."""
+    wanted = {repository.name, re.sub(r"[-\s]", "_", repository.name)}
+    for name in names:
+        if name in wanted:
+            return name
+    user = [n for n in names if n not in ("information_schema", "mysql")]
+    return user[0] if len(user) == 1 else None
+
+
+def _sweep() -> None:
+    """Remove the directories of runs whose process is gone (``kill -9`` leaves one; its
+    servers died with it)."""
+    for path in Path(tempfile.gettempdir()).glob(DIR_PREFIX + "*"):
+        pid = path.name[len(DIR_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server: SIGTERM lets it finish and remove ``sql-server.info``."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+__all__ = ["RUN_SERVERS_ENV", "RunServer", "RunServers", "enabled", "published"]
