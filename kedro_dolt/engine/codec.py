@@ -273,3 +273,71 @@ def decode_table(table: pa.Table, schema: TableSchema | None = None) -> pd.DataF
 def _all_decimal(series: pd.Series) -> bool:
     values = series.dropna()
     return len(values) > 0 and all(isinstance(v, decimal.Decimal) for v in values)
+
+
+# --- a committed frame as Dolt returns it (for the load cache) -------------------------------
+
+#: dtypes whose values a load gives back exactly as saved, and :func:`dolt_form` writes as a
+#: typed read of Dolt returns them (an object column holds text: see ``schema``). Columns of
+#: tables made elsewhere (decimals, dates, ...) are cached when read.
+_CACHEABLE = re.compile(r"(u?int|Int|UInt|float|Float|bool|boolean|str|string|datetime64)|object$")
+
+
+def dolt_form(frame: pd.DataFrame, schema: TableSchema) -> pa.Table | None:
+    """``frame`` (a save's stored frame) as a typed read of the table it committed, such that
+    :func:`decode_table` gives back exactly those rows; ``None`` when that is not certain.
+
+    Rows come in key order, as Dolt reads a keyed table. A keyless table is read in Dolt's
+    storage order, which only Dolt knows: its rows come in the order of the columns that
+    hold the saved frame's row order (see :func:`row_order`), or are not cached here."""
+    keys = row_order(schema)
+    if (
+        not keys
+        or list(frame.columns) != schema.names
+        or not all(_CACHEABLE.match(c.dtype) for c in schema.columns)
+    ):
+        return None
+    if not schema.primary_key and frame.duplicated(keys).any():
+        return None
+    # Code point order, as Dolt's binary collation; keys are unique (checked before saving).
+    if len(keys) == 1 and frame[keys[0]].is_monotonic_increasing:
+        frame = frame.reset_index(drop=True)  # e.g. the row-order column: sorted already
+    else:
+        frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    arrays = {}
+    for column in schema.columns:
+        series = frame[column.name]
+        if pd.api.types.is_datetime64_any_dtype(series.dtype):
+            if getattr(series.dtype, "tz", None) is not None:
+                series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+            series = series.astype("datetime64[us]")
+        arrays[column.name] = pa.Array.from_pandas(series.reset_index(drop=True))
+    table = pa.table(arrays)
+    return table if _same(decode_table(table, schema), frame) else None
+
+
+def row_order(schema: TableSchema) -> list[str]:
+    """The columns whose order is the table's row order: its primary key, or in a keyless
+    table those holding the saved frame's row order or index (which a dataset sorts by);
+    ``[]`` when only Dolt's storage order is left."""
+    if schema.primary_key:
+        return list(schema.primary_key)
+    order = [c.name for c in schema.columns if c.role == "order"]
+    return order or [c.name for c in schema.columns if c.role.startswith("index")]
+
+
+def _same(decoded: pd.DataFrame, frame: pd.DataFrame) -> bool:
+    """Equal dtypes, and equal values to the bit (a float's sign of zero included)."""
+    if not decoded.dtypes.equals(frame.dtypes) or len(decoded) != len(frame):
+        return False
+    for name in frame.columns:
+        a, b = decoded[name], frame[name]
+        if a.dtype.kind == "f":  # NaN is NULL in Dolt, whatever its bits; -0.0 is not 0.0
+            x = a.to_numpy(dtype="float64", na_value=np.nan)
+            y = b.to_numpy(dtype="float64", na_value=np.nan)
+            nan = np.isnan(x)
+            if not np.array_equal(nan, np.isnan(y)) or x[~nan].tobytes() != y[~nan].tobytes():
+                return False
+        elif not a.reset_index(drop=True).equals(b.reset_index(drop=True)):
+            return False
+    return True

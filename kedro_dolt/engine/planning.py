@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..errors import DoltError
+from . import load_cache
+from .codec import dolt_form
 from .fingerprint import Delta, Fingerprint, FingerprintStore, delta
 from .results import CommitResult, DiffStat
 from .retry import still
@@ -52,6 +54,7 @@ class Unchanged:
 
     head: str
     branch: str
+    table_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,20 +116,25 @@ class TableSave:
             with Fingerprint.hashing(self.frame, self.schema, self.ddl) as hashed:
                 result = self._write(self._full_body(), expected=None)
             self._keep(result, lambda: hashed.fingerprint)
+            self._cache(result.table_hash)
             return result
         fingerprint = Fingerprint.of(self.frame, self.schema, self.ddl)
         plan = self.plan(latest, fingerprint)
         if isinstance(plan, Unchanged):
+            self._cache(plan.table_hash)
             return CommitResult(plan.branch, plan.head, plan.head, DiffStat())
         if isinstance(plan, DeltaWrite):
             body = sql.delta_body(self.table, self.frame, self.schema, plan.change)
             outcome = self._attempt(body, expected=plan.base[0])
             if isinstance(outcome, CommitResult):
                 self._keep(outcome, lambda: fingerprint)
+                self._cache(outcome.table_hash)
                 return outcome
             plan = FullWrite()  # the table is not the version planned against: write it all
         result = self._write(self._full_body(), expected=None)
         self._keep(result, lambda: self._fingerprint_after(result, plan, fingerprint))
+        if self.mode == "overwrite":
+            self._cache(result.table_hash)
         return result
 
     def plan(self, latest: Known | None, fingerprint: Fingerprint) -> SavePlan:
@@ -149,7 +157,7 @@ class TableSave:
                     base.dirty and self._dirty()
                 ):  # committed rows are the frame's; the working set's not
                     raise self._uncommitted()
-                return Unchanged(base.head, base.branch)
+                return Unchanged(base.head, base.branch, base.table_hash)
         change = delta(old[1], fingerprint) if old else None
         return DeltaWrite(change, old) if change is not None and old else FullWrite()
 
@@ -204,6 +212,19 @@ class TableSave:
         # The frame's own fingerprint: hashes and keys are positional, the names do not count.
         added = fingerprint
         return old[1].extended(added) if self.mode == "append" else old[1].upserted(added)
+
+    def _cache(self, table_hash: str | None) -> None:
+        """Put the frame an overwrite left in the table (version ``table_hash``) in the load
+        cache, where a server will be asked for it next. After the commit: never raises."""
+        cache = load_cache.shared()
+        if not (table_hash and cache.enabled and self.engine.transport.cheap_round_trips):
+            return
+        try:
+            rows = dolt_form(self.frame, self.schema)
+            if rows is not None:
+                cache.put(load_cache.CacheKey(table_hash, self.schema), rows)
+        except Exception:  # the cache only saves time; the data is committed
+            logger.debug("kedro-dolt could not cache the saved %s", self.table)
 
     def _keep(self, result: CommitResult, fingerprint: Callable[[], Fingerprint | None]) -> None:
         """Keep the fingerprint of the table as it now is. After the commit: never raises."""

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DoltError
-from ..naming import parse_time_ref, validate_ref, validate_table
+from ..naming import parse_time_ref, quote_string, validate_ref, validate_table
+from . import load_cache
 from .codec import decode_table, exact_from_text
 from .messages import translated
 from .repository import RepositoryOps
@@ -52,8 +53,11 @@ class ReadOps(RepositoryOps):
     ) -> TableRead:
         if parse_time_ref(validate_ref(ref)):
             ref = self.resolve(ref, branch=branch)
-        script = sql.read_script(table, ref)
         self.transport.require()
+        cache = load_cache.shared()
+        if cache.enabled and self.transport.cheap_round_trips:
+            return self._read_cached(cache, table, ref, branch, columns, limit)
+        script = sql.read_script(table, ref)
         where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
         with (
             self.transport.lock(exclusive=False),
@@ -73,6 +77,48 @@ class ReadOps(RepositoryOps):
         frame = decode_table(rows, schema)
         return TableRead(str(start["h"]), schema, frame, str(start.get("b") or ""))
 
+    def _read_cached(
+        self,
+        cache: load_cache.LoadCache,
+        table: str,
+        ref: str,
+        branch: str | None,
+        columns: Sequence[str] | None,
+        limit: int | None,
+    ) -> TableRead:
+        """``read_table`` through the load cache: the commit ``ref`` names, the table's
+        hash there, then the cached rows of that version or (a miss) Dolt's, kept."""
+        where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
+        with (
+            self.transport.lock(exclusive=False),
+            translated(f"Cannot load {where} from {self.location}."),
+        ):
+            head, described, leftovers = with_retries(
+                lambda: self.transport.run(sql.read_script(table, ref), branch=branch)
+            )
+            start = head[0]
+            commit = str(start["h"])
+            hashed = with_retries(
+                lambda: self.transport.run(
+                    sql.table_hash(str(start["db"]).split("/")[0], commit, table)
+                )
+            )
+        full = TableSchema.from_show_columns(described)
+        schema = full.select(columns)
+        key = load_cache.CacheKey(str(hashed[-1][0]["h"]), full)
+        self.recovery.clear_debris([r["name"] for r in leftovers])
+        cached = cache.get(key, list(columns) if columns else None)
+        if cached is not None and (limit is None or full.primary_key):
+            # (The first rows of a keyless table are those of Dolt's storage order.)
+            frame = decode_table(cached if limit is None else cached.slice(0, limit), schema)
+            return TableRead(commit, schema, frame, str(start.get("b") or ""))
+        rows = self._typed_rows(table, commit, branch, columns, limit, typed=False)
+        if not exact_from_text(rows, schema):
+            rows = self._typed_rows(table, commit, branch, columns, limit)
+        if columns is None and limit is None:
+            cache.put(key, rows)
+        return TableRead(commit, schema, decode_table(rows, schema), str(start.get("b") or ""))
+
     def _typed_rows(
         self,
         table: str,
@@ -80,10 +126,18 @@ class ReadOps(RepositoryOps):
         branch: str | None,
         columns: Sequence[str] | None,
         limit: int | None,
+        *,
+        typed: bool = True,
     ) -> Any:
-        """The rows at ``commit`` in the transport's typed format (Parquet for the CLI)."""
+        """The rows at ``commit`` in the transport's typed format (Parquet for the CLI), or
+        (``typed=False``) its fastest one."""
         statement = sql.rows(table, commit, columns, limit)
         with self.transport.lock(exclusive=False), translated(f"Cannot load table {table!r}."):
+            if not typed:
+                first = f"SELECT {quote_string(commit)} AS h;"
+                return with_retries(
+                    lambda: self.transport.run_read([first], lambda _: statement, branch=branch)
+                )[-1]
             return with_retries(lambda: self.transport.run_arrow([statement], branch=branch))[0]
 
     def table_hash(self, table: str, *, ref: str, branch: str | None = None) -> str | None:

@@ -13,7 +13,7 @@ def read_script(table: str, ref: str) -> list[str]:
     there and leftover scratch branches; :func:`rows` reads the rows."""
     table_sql, ref_sql = quote_identifier(validate_table(table)), quote_string(ref)
     return [
-        f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b;",
+        f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b, database() AS db;",
         f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};",
         SCRATCH_BRANCHES,
     ]

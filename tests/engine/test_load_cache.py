@@ -1,0 +1,335 @@
+"""The content-addressed load cache (issue 18): a cached load is always exactly a Dolt load.
+
+Loads through a server (the server engine, or a local repository served by a run's own
+``dolt sql-server``) look in the cache first; each test compares a load served from the cache
+with a load of the same version with the cache turned off (``KEDRO_DOLT_CACHE_SIZE=0``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kedro_dolt import DoltTableDataset
+from kedro_dolt.engine import load_cache
+from kedro_dolt.engine.load_cache import CacheKey, LoadCache, parse_size
+from kedro_dolt.engine.schema import TableSchema
+from tests.conftest import dolt_rows, foreign
+
+CACHED_ENGINES = pytest.mark.parametrize("engine_kind", ["served", "server"])
+
+
+def every_dtype() -> pd.DataFrame:
+    """One column per dtype kedro-dolt stores, with the values that are easy to get wrong."""
+    n = 6
+    return pd.DataFrame(
+        {
+            "id": np.arange(n, dtype="int64"),
+            "i8": np.array([-128, 127, 0, 1, -1, 5], dtype="int8"),
+            "u64": np.array([2**64 - 1, 0, 2**63, 1, 2, 3], dtype="uint64"),
+            "i64n": pd.array([1, None, -(2**63), 2**63 - 1, 0, None], dtype="Int64"),
+            "u8n": pd.array([255, None, 0, 1, 2, 3], dtype="UInt8"),
+            "f32": np.array([1.5, -0.0, np.nan, 3.4e38, 1e-45, 0.1], dtype="float32"),
+            "f64": [0.1, -0.0, np.nan, 1e-300, 2.0**-1074, -1.7976931348623157e308],
+            "f64n": pd.array([0.5, None, -2.25, 0.0, 1e100, None], dtype="Float64"),
+            "b": [True, False, True, True, False, False],
+            "bn": pd.array([True, None, False, None, True, False], dtype="boolean"),
+            "s": pd.Series(["a\tb", None, "NULL", "ünï\ncode", "", "  pad  "], dtype="str"),
+            "sp": pd.Series(["x", None, "y", "z", "NULL", "\\N"], dtype="string[python]"),
+            "sa": pd.Series(["x", "y", None, "", "w", "v"], dtype="string[pyarrow]"),
+            "o": pd.Series(["p", None, "q", "r", "s", "NULL"], dtype=object),
+            "dt": pd.to_datetime(
+                [
+                    *["2020-01-01 00:00:00.123456", None, "1970-01-01", "0999-12-31"],
+                    *["9999-12-31", "2024-02-29 23:59:59.999999"],
+                ],
+                format="ISO8601",
+            ).astype("datetime64[us]"),
+            "dtz": pd.to_datetime(
+                [
+                    *["2020-06-01 12:00", "2020-12-01 12:00", None, "2021-03-28 02:30Z"],
+                    *["1900-01-01", "2038-01-19 03:14:08"],
+                ],
+                utc=True,
+                format="ISO8601",
+            ).tz_convert("Europe/Amsterdam"),
+            "dns": pd.to_datetime(["2020-01-01 00:00:00.5"] * 6).astype("datetime64[ns]"),
+        }
+    )
+
+
+class Spy:
+    """Counts the loads the cache answered (the real cache, only observed)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.hits = 0
+        original = LoadCache.get
+
+        def get(cache: LoadCache, key: CacheKey, columns: list[str] | None = None) -> pa.Table:
+            found = original(cache, key, columns)
+            self.hits += found is not None
+            return found
+
+        monkeypatch.setattr(LoadCache, "get", get)
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test starts with an empty cache of its own."""
+    monkeypatch.setenv(load_cache.DIR_ENV, str(tmp_path / "load-cache"))
+    return tmp_path / "load-cache"
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    return Spy(monkeypatch)
+
+
+def uncached(dataset: DoltTableDataset, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    """The same load, read from Dolt."""
+    with monkeypatch.context() as m:
+        m.setenv(load_cache.SIZE_ENV, "0")
+        return dataset.load()
+
+
+def assert_exactly(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal frames, dtypes and index included, floats to the bit (-0.0 is not 0.0)."""
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for name in a.columns:
+        if a[name].dtype.kind == "f":
+            x = a[name].to_numpy(dtype="float64", na_value=np.nan)
+            y = b[name].to_numpy(dtype="float64", na_value=np.nan)
+            assert np.array_equal(np.signbit(x), np.signbit(y)), name
+
+
+def entries() -> list[Path]:
+    root = Path(os.environ[load_cache.DIR_ENV])
+    return sorted(root.glob("*.kdc")) if root.exists() else []
+
+
+@CACHED_ENGINES
+class TestCachedLoads:
+    def test_cached_load_equals_dolt_load_for_every_dtype(self, repo, spy, monkeypatch):
+        frame = every_dtype()
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame)
+        from_save = dataset.load()  # the save put its frame in the cache
+        assert spy.hits == 1
+        assert_exactly(from_save, uncached(dataset, monkeypatch))
+
+        for entry in entries():
+            entry.unlink()
+        dataset.load()  # a miss: Dolt's rows are kept
+        from_read = dataset.load()
+        assert spy.hits == 2
+        assert_exactly(from_read, uncached(dataset, monkeypatch))
+
+    @pytest.mark.parametrize("index", ["default", "shuffled", "named"])
+    def test_frames_without_a_key(self, repo, spy, monkeypatch, index):
+        frame = every_dtype().drop(columns="id")
+        if index == "shuffled":
+            frame = frame.sample(frac=1, random_state=3)
+        elif index == "named":
+            frame.index = pd.Index([10, 3, 7, 1, 0, 2], name="row")
+        dataset = DoltTableDataset(**repo.args, table="t")
+        dataset.save(frame)
+        loaded = dataset.load()
+        assert spy.hits == 1
+        assert_exactly(loaded, uncached(dataset, monkeypatch))
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+
+    def test_columns_and_limit(self, repo, spy, monkeypatch):
+        frame = every_dtype()
+        DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"}).save(frame)
+        picked = DoltTableDataset(**repo.args, table="t", load_args={"columns": ["s", "id"]})
+        assert_exactly(picked.load(), uncached(picked, monkeypatch))
+        assert list(picked.load().columns) == ["s", "id"]
+        assert spy.hits >= 2  # (each load reads the schema first: a hit too)
+        engine, before = picked.engine, spy.hits
+        first = engine.read_table("t", ref="HEAD", limit=2).frame
+        assert spy.hits == before + 1
+        monkeypatch.setenv(load_cache.SIZE_ENV, "0")
+        assert_exactly(first, engine.read_table("t", ref="HEAD", limit=2).frame)
+        assert len(first) == 2
+
+    def test_a_commit_by_someone_else_misses(self, repo, spy, monkeypatch):
+        frame = every_dtype()[["id", "f64", "s"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame)
+        foreign(repo, "UPDATE t SET s = 'theirs' WHERE id = 1", "CALL dolt_commit('-am', 'x')")
+        loaded = dataset.load()
+        assert spy.hits == 0
+        assert loaded.loc[1, "s"] == "theirs"
+        assert_exactly(loaded, uncached(dataset, monkeypatch))
+
+    def test_uncommitted_changes_are_never_loaded_or_cached(self, repo, spy, monkeypatch):
+        frame = every_dtype()[["id", "s"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame)
+        before = entries()
+        foreign(repo, "UPDATE t SET s = 'working' WHERE id = 1")
+        loaded = dataset.load()
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+        assert entries() == before
+        assert dolt_rows(repo, "SELECT s FROM t WHERE id = 1") == [{"s": "working"}]
+
+    def test_an_earlier_version_by_its_commit(self, repo, spy, monkeypatch):
+        frame = every_dtype()[["id", "f64"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame)
+        first = dolt_rows(repo, "SELECT dolt_hashof('HEAD') AS h")[0]["h"]
+        dataset.save(frame.assign(f64=1.0))
+        old = DoltTableDataset(**repo.args, table="t", ref=first)
+        pd.testing.assert_frame_equal(old.load(), frame, check_exact=True)
+        assert spy.hits == 1
+        assert_exactly(old.load(), uncached(old, monkeypatch))
+
+    @pytest.mark.parametrize("damage", ["flipped", "truncated", "foreign", "other key"])
+    def test_a_damaged_entry_is_never_used(self, repo, spy, monkeypatch, damage):
+        frame = every_dtype()[["id", "f64", "s"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame.assign(f64=2.0))
+        (other,) = entries()
+        other_bytes = other.read_bytes()
+        dataset.save(frame)
+        (entry,) = set(entries()) - {other}
+        data = bytearray(entry.read_bytes())
+        if damage == "flipped":
+            data[len(data) // 3] ^= 0x40
+        elif damage == "truncated":
+            data = data[: len(data) - 7]
+        elif damage == "foreign":  # a valid Parquet file of other rows, with no trailer
+            sink = pa.BufferOutputStream()
+            pq.write_table(pa.Table.from_pandas(frame.assign(f64=9.0)), sink)
+            data = bytearray(sink.getvalue().to_pybytes())
+        else:  # a whole entry, of another version of the table
+            data = bytearray(other_bytes)
+        entry.write_bytes(bytes(data))
+        loaded = dataset.load()
+        assert spy.hits == 0
+        assert_exactly(loaded, uncached(dataset, monkeypatch))
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+        assert entry.read_bytes() != bytes(data)  # removed, then kept again from Dolt
+        assert_exactly(dataset.load(), loaded)
+        assert spy.hits == 1
+
+
+class TestCliEngine:
+    def test_the_dolt_process_neither_reads_nor_fills_the_cache(self, repo, spy):
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(every_dtype())
+        dataset.load()
+        assert spy.hits == 0
+        assert entries() == []
+
+
+# -- the cache itself ------------------------------------------------------------------------
+
+
+def schema_of(frame: pd.DataFrame) -> TableSchema:
+    return TableSchema.from_frame(frame, ["id"])
+
+
+def rows(n: int, seed: int = 0) -> pa.Table:
+    generator = np.random.default_rng(seed)
+    return pa.table({"id": np.arange(n), "x": generator.random(n)})
+
+
+SCHEMA = schema_of(pd.DataFrame({"id": [1], "x": [0.5]}))
+
+
+class TestLoadCache:
+    def test_keeps_and_gives_back(self, tmp_path):
+        cache = LoadCache(tmp_path, 10**9)
+        key = CacheKey("abc", SCHEMA)
+        cache.put(key, rows(100))
+        assert cache.get(key).equals(rows(100))
+        assert cache.get(key, ["x"]).column_names == ["x"]
+        assert cache.get(CacheKey("abd", SCHEMA)) is None
+
+    def test_least_recently_used_go_first(self, tmp_path):
+        one = len(_entry_bytes(tmp_path / "probe", rows(2000)))
+        cache = LoadCache(tmp_path / "c", int(one * 6.5))
+        keys = [CacheKey(f"h{i}", SCHEMA) for i in range(7)]
+        for i, key in enumerate(keys[:6]):
+            cache.put(key, rows(2000, i))
+            os.utime(cache.root / key.name, (1000 + i, 1000 + i))
+        assert cache.get(keys[0]) is not None  # used: now the newest
+        cache.put(keys[6], rows(2000, 6))  # over the bound: down to 80 % of it
+        assert cache.get(keys[1]) is None and cache.get(keys[2]) is None  # least recent
+        assert all(cache.get(key) is not None for key in [keys[0], *keys[3:]])
+        assert sum(p.stat().st_size for p in cache.root.glob("*.kdc")) <= cache.max_bytes
+
+    def test_an_entry_larger_than_a_fifth_of_the_bound_is_not_kept(self, tmp_path):
+        cache = LoadCache(tmp_path, 1000)
+        cache.put(CacheKey("big", SCHEMA), rows(5000))
+        assert list(tmp_path.glob("*.kdc")) == []
+
+    def test_size_zero_turns_it_off(self, tmp_path, monkeypatch):
+        monkeypatch.setenv(load_cache.DIR_ENV, str(tmp_path))
+        monkeypatch.setenv(load_cache.SIZE_ENV, "0")
+        cache = load_cache.shared()
+        assert not cache.enabled
+        cache.put(CacheKey("a", SCHEMA), rows(3))
+        assert cache.get(CacheKey("a", SCHEMA)) is None
+        assert list(tmp_path.iterdir()) == []
+
+    def test_sizes(self, monkeypatch, caplog):
+        assert parse_size("0") == 0
+        assert parse_size("512M") == 512 * 1024**2
+        assert parse_size("2g") == 2 * 1024**3
+        assert parse_size("1.5 GiB") == int(1.5 * 1024**3)
+        with pytest.raises(ValueError, match="not a size"):
+            parse_size("lots")
+        monkeypatch.setenv(load_cache.SIZE_ENV, "lots")
+        assert load_cache.shared().max_bytes == load_cache.DEFAULT_SIZE
+        assert "not a size" in caplog.text
+
+    def test_partial_files_of_a_killed_writer_are_ignored_then_removed(self, tmp_path):
+        cache = LoadCache(tmp_path, 10**9)
+        partial = tmp_path / ".partial-dead"
+        partial.write_bytes(b"half an entry")
+        os.utime(partial, (1, 1))
+        fresh = tmp_path / ".partial-live"
+        fresh.write_bytes(b"being written")
+        cache.put(CacheKey("a", SCHEMA), pa.table({"id": [1]}))  # each write cleans up
+        assert not partial.exists() and fresh.exists()
+
+    def test_concurrent_writers_and_readers(self, tmp_path):
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(4) as pool:
+            results = pool.starmap(_write_and_read, [(str(tmp_path), w) for w in range(4)])
+        assert all(results), results
+        cache = LoadCache(tmp_path, 10**9)
+        for i in range(12):
+            assert cache.get(CacheKey(f"k{i}", SCHEMA)).equals(rows(500, i))
+        assert list(tmp_path.glob(".partial-*")) == []
+
+
+def _write_and_read(root: str, worker: int) -> bool:
+    """Each worker writes every key (the same rows per key) and reads them back: a reader
+    sees a whole entry for that key or none."""
+    cache = LoadCache(Path(root), 10**9)
+    ok = True
+    for round_ in range(3):
+        for i in range(12):
+            key = CacheKey(f"k{i}", SCHEMA)
+            if (i + worker + round_) % 2:
+                cache.put(key, rows(500, i))
+            found = cache.get(key)
+            ok &= found is None or found.equals(rows(500, i))
+    return ok
+
+
+def _entry_bytes(root: Path, table: pa.Table) -> bytes:
+    probe = LoadCache(root, 10**9)
+    key = CacheKey("probe", SCHEMA)
+    probe.put(key, table)
+    return (root / key.name).read_bytes()
