@@ -868,6 +868,7 @@ def main(argv: list[str] | None = None) -> None:
             DOLT_DISABLE_EVENT_FLUSH="1",
             KEDRO_DISABLE_TELEMETRY="1",
             DO_NOT_TRACK="1",
+            KEDRO_DOLT_CACHE_DIR=str(root / "load-cache"),
         )
         os.environ.pop("KEDRO_DOLT_BINARY", None)
         started = header(args)
