@@ -426,6 +426,26 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             ) from exc
         return validate_branch(name.replace(" ", "-"), key="save_args.tag")
 
+    def table_version(self) -> str | None:
+        """The content hash (``dolt_hashof_table``) of the table a load reads now; None when
+        there is no such table. Equal hashes: equal schema and rows."""
+        ref, branch = self._load_location(self._active_strategy()[0])
+        if not self._engine.has_table(self._table, ref=ref, branch=branch):
+            return None
+        return self._engine.table_hash(self._table, ref=ref, branch=branch)
+
+    def head_commit(self) -> str:
+        """The commit a load reads now."""
+        ref, branch = self._load_location(self._active_strategy()[0])
+        return self._engine.resolve(ref, branch=branch)
+
+    def load_at(self, ref: str) -> pd.DataFrame:
+        """The table as it was at ``ref`` (a commit, tag, branch or run id), whatever
+        ``ref``/``version`` the catalog pins."""
+        _, branch = self._load_location(self._active_strategy()[0])
+        read = self._read(self.resolve_ref(ref, branch), branch)
+        return from_table(read.frame, read.schema)
+
     def _exists(self) -> bool:
         ref, branch = self._load_location(self._active_strategy()[0])
         return self._engine.has_table(self._table, ref=ref, branch=branch)

@@ -28,6 +28,7 @@ TRAILER_KEYS = {
     "pipeline": "Kedro-Pipeline",
     "project": "Kedro-Project",
     "kedro_version": "Kedro-Version",
+    "restored_from": "Kedro-Restored-From-Run",
 }
 _TRAILER_RE = re.compile(r"^(Kedro-[A-Za-z-]+): (.*)$")
 

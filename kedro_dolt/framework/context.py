@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ RUN_ENV = {
 @dataclass
 class _Process:
     project_root: Path | None = None
+    # What an IncrementalRunner decided per node, for the run manifest (main process only).
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
 process = _Process()
@@ -47,6 +49,7 @@ def run_value(key: str) -> str | None:
 def clear() -> None:
     """Forget the run: later saves outside ``kedro run`` carry no stale run id or node."""
     _local.__dict__.clear()
+    process.decisions = []
     for name in RUN_ENV.values():
         os.environ.pop(name, None)
 
@@ -59,6 +62,19 @@ def set_node(node: str | None, run_id: str | None = None) -> None:
 
 def set_dataset(name: str | None) -> None:
     _local.dataset = name
+
+
+def set_restored_from(run_id: str | None) -> None:
+    """While an IncrementalRunner restores a node's outputs: the run they come from."""
+    _local.restored_from = run_id
+
+
+def restored_from() -> str | None:
+    return getattr(_local, "restored_from", None)
+
+
+def note_decisions(decisions: list[dict[str, Any]]) -> None:
+    process.decisions = list(decisions)
 
 
 def current_node() -> str | None:

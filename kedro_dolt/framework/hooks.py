@@ -456,7 +456,8 @@ class DoltHooks:
                 tables or "none",
                 extra=_NO_MARKUP,
             )
-        if not records:
+        decisions = run_context.process.decisions
+        if not records and not decisions:
             return
         run_id = str(run_params.get("run_id"))
         manifest = {
@@ -468,6 +469,8 @@ class DoltHooks:
             "summary": summary,
             "records": [r.to_dict() for r in records],
         }
+        if decisions:  # an IncrementalRunner's run: every node, run, skipped or restored
+            manifest["nodes"] = decisions
         path = self._manifest_dir() / f"{run_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")

@@ -28,6 +28,7 @@ def save_trailers(*, dataset: str | None, table: str) -> dict[str, str]:
         "pipeline": context.current_pipeline(),
         "project": context.project_name(),
         "kedro_version": kedro.__version__,
+        "restored_from": context.restored_from(),
     }
     return {k: v for k, v in values.items() if v}
 
