@@ -1,5 +1,7 @@
 """kedro-dolt: Dolt (Git for data) as the versioned storage layer of Kedro pipelines."""
 
+from typing import Any
+
 from . import _compat
 from .datasets import DoltSQLQueryDataset, DoltTableDataset
 from .engine import DoltCLIEngine, DoltEngine
@@ -21,6 +23,7 @@ __all__ = [
     "DoltError",
     "DoltSQLQueryDataset",
     "DoltTableDataset",
+    "IncrementalRunner",
     "MergeBranch",
     "NewBranch",
     "Remote",
@@ -31,3 +34,13 @@ __all__ = [
 # Pickle finds the classes here too.
 DoltTableDataset.__module__ = __name__
 DoltSQLQueryDataset.__module__ = __name__
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: kedro.runner imports kedro.framework.project, which configures
+    # Kedro's logging; plain `import kedro_dolt` must not.
+    if name == "IncrementalRunner":
+        from .framework.incremental import IncrementalRunner
+
+        return IncrementalRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,7 @@ PUBLIC = [
     "DoltError",
     "DoltSQLQueryDataset",
     "DoltTableDataset",
+    "IncrementalRunner",
     "MergeBranch",
     "NewBranch",
     "Remote",
@@ -113,3 +114,20 @@ class TestDoltcliDatabase:
 def test_module_paths_of_pre_releases_still_import(old, new):
     """Modules moved into layers (issue 16) import under their old paths as the same module."""
     assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_importing_the_package_leaves_kedro_logging_alone():
+    # kedro.runner (behind IncrementalRunner) imports kedro.framework.project, which sets up
+    # Kedro's logging and prints which configuration it uses: only on first use.
+    import subprocess
+
+    code = (
+        "import sys, kedro_dolt; print('kedro.framework.project' in sys.modules); "
+        "kedro_dolt.IncrementalRunner; print('kedro.framework.project' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "False"  # nothing logged or imported by the package itself
+    assert lines[-1] == "True"

@@ -1,0 +1,265 @@
+"""Real ``kedro run --runner kedro_dolt.IncrementalRunner`` processes on real Dolt: every rule
+of what is skipped, restored and run (README, "Incremental runs")."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kedro_dolt.framework.incremental.memo import MEMO_BRANCH, MEMO_TABLE
+from kedro_dolt.versioning.commits import parse_trailers
+from tests.conftest import dolt, dolt_rows
+from tests.support.incremental_project import NODES, incremental_project, run, run_may_fail
+from tests.support.kedro_project import kedro_cli
+
+ALL = ["double", "to_memory", "from_memory", "total", "report", "stamp"]
+# Nodes that run every time: an in-memory output, an in-memory input, the always_run tag.
+ALWAYS = ["to_memory", "from_memory", "stamp"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    project = incremental_project(tmp_path / "p")
+    ran, _ = run(project)
+    assert ran == ALL  # nothing to go by yet: everything runs
+    return project
+
+
+def reasons(log: str) -> dict[str, str]:
+    """``node -> "action: reason"`` from the run's log lines."""
+    found = {}
+    for line in log.splitlines():
+        if "kedro-dolt incremental: " in line:
+            text = line.split("kedro-dolt incremental: ", 1)[1].split("  ")[0].strip()
+            action, _, rest = text.partition(" ")
+            node, _, reason = rest.partition(": ")
+            if action in ("run", "skip", "restore"):
+                found[node.split(" ")[0]] = f"{action}: {reason}"
+    return found
+
+
+def plan(project: Path, *args: str) -> dict[str, dict]:
+    result = kedro_cli(project, "dolt", "plan", "--json", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {n["node"]: n for n in json.loads(result.stdout)["nodes"]}
+
+
+def warehouse(project: Path) -> Path:
+    return project / "data" / "warehouse"
+
+
+def sql(project: Path, query: str) -> None:
+    dolt(warehouse(project), "sql", "-q", query)
+
+
+def table(project: Path, name: str) -> list[dict]:
+    return dolt_rows(warehouse(project), f"SELECT * FROM `{name}` ORDER BY 1")
+
+
+def test_an_unchanged_rerun_skips_and_the_plan_says_so(project):
+    planned = plan(project)
+    assert {n: p["action"] for n, p in planned.items()} == {
+        **{n: "skip" for n in ALL},
+        **{n: "run" for n in ALWAYS},
+    }
+    assert "in memory" in planned["to_memory"]["reason"]
+    assert "always-run" in planned["stamp"]["reason"]
+    ran, log = run(project)
+    assert ran == ALWAYS
+    assert reasons(log)["double"].startswith("skip: fresh (memo of run ")
+    # The run manifest lists every node with what happened to it.
+    [manifest] = sorted((project / "data" / "kedro_dolt" / "runs").glob("*.json"))[-1:]
+    nodes = {n["node"]: n["action"] for n in json.loads(manifest.read_text())["nodes"]}
+    assert nodes["double"] == "skip" and nodes["stamp"] == "run"
+    # Memos live on their own branch; the data branch has no memo table.
+    assert MEMO_TABLE not in dolt(warehouse(project), "ls")
+    assert (
+        dolt_rows(
+            warehouse(project), f"SELECT COUNT(*) AS n FROM `{MEMO_TABLE}` AS OF '{MEMO_BRANCH}'"
+        )[0]["n"]
+        >= 3
+    )
+
+
+def test_a_comment_only_edit_skips_a_code_edit_reruns_it_and_its_consumers(project):
+    nodes = project / "src" / "inc_demo" / "nodes.py"
+    nodes.write_text(
+        NODES.replace(
+            "def double(raw, factor):\n",
+            'def double(raw, factor):  # tidy\n    """Double x."""\n    # a comment\n',
+        )
+    )
+    ran, _ = run(project)
+    assert ran == ALWAYS
+    helpers = project / "src" / "inc_demo" / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("values * factor", "values * factor + 1"))
+    assert plan(project)["double"]["reason"] == "code changed"
+    ran, log = run(project)
+    assert ran == ["double", "to_memory", "from_memory", "total", "report", "stamp"]
+    assert reasons(log)["double"] == "run: code changed"
+    assert reasons(log)["total"].startswith("run: input 'doubled' changed ")
+
+
+def test_a_params_change_reruns(project):
+    ran, log = run(project, "--params", "factor=3")
+    assert ran == ["double", *ALWAYS[:2], "total", "report", "stamp"]
+    assert reasons(log)["double"] == "run: params changed (params:factor)"
+
+
+def test_input_changed_by_sql_reruns_and_a_revert_restores(project):
+    first = table(project, "doubled")
+    sql(project, "UPDATE raw SET x = 10 WHERE id = 1; CALL DOLT_COMMIT('-am', 'edit raw');")
+    planned = plan(project)
+    assert planned["double"]["reason"].startswith("input 'raw' changed ")
+    assert "written by node double first" in planned["total"]["reason"]
+    ran, _ = run(project)
+    assert ran == ["double", *ALWAYS[:2], "total", "report", "stamp"]
+    assert table(project, "doubled") != first
+    sql(project, "UPDATE raw SET x = 1 WHERE id = 1; CALL DOLT_COMMIT('-am', 'revert raw');")
+    planned = plan(project)
+    assert planned["double"]["action"] == "restore"
+    assert planned["total"]["action"] == "restore"  # planned at its restored input version
+    ran, log = run(project)
+    # double and total are restored from history without running; report's CSV cannot be.
+    assert ran == [*ALWAYS[:2], "report", "stamp"]
+    assert reasons(log)["double"].startswith("restore: ")
+    assert table(project, "doubled") == first
+    full = dolt(warehouse(project), "log", "-n", "1", "--", "doubled")
+    assert parse_trailers(full).get("restored_from")  # the run the version comes from
+    ran, _ = run(project)
+    assert ran == ALWAYS  # the restored versions are fresh
+
+
+def test_an_input_changed_by_a_merge_reruns(project):
+    sql(
+        project,
+        "CALL DOLT_CHECKOUT('-b', 'feature'); UPDATE raw SET x = 7 WHERE id = 2; "
+        "CALL DOLT_COMMIT('-am', 'on feature'); CALL DOLT_CHECKOUT('main'); "
+        "CALL DOLT_MERGE('feature');",
+    )
+    ran, log = run(project)
+    assert "double" in ran
+    assert reasons(log)["double"].startswith("run: input 'raw' changed ")
+
+
+def test_an_output_edited_or_dropped_by_hand_reruns(project):
+    sql(project, "UPDATE doubled SET x = -1 WHERE id = 1; CALL DOLT_COMMIT('-am', 'by hand');")
+    ran, log = run(project)
+    assert "double" in ran
+    assert "changed outside the pipeline" in reasons(log)["double"]
+    sql(project, "DROP TABLE totals; CALL DOLT_COMMIT('-am', 'dropped');")
+    ran, log = run(project)
+    assert ran == [*ALWAYS[:2], "total", "stamp"]  # totals rewritten the same: report fresh
+    assert "changed outside the pipeline" in reasons(log)["total"]
+
+
+def test_early_cutoff_an_unchanged_result_leaves_consumers_fresh(project):
+    # Swapping two values changes `doubled` but not its sum: total reruns, writes the same
+    # totals table, and report stays fresh.
+    sql(project, "UPDATE raw SET x = 4 - x WHERE id IN (1, 3); CALL DOLT_COMMIT('-am', 'swap');")
+    ran, log = run(project)
+    assert ran == ["double", *ALWAYS[:2], "total", "stamp"]
+    assert reasons(log)["report"].startswith("skip: fresh")
+
+
+def test_a_file_input_change_reruns_its_consumer(project):
+    (project / "data" / "labels.csv").write_text("label\na\nb\nc\n")
+    ran, log = run(project)
+    assert ran == [*ALWAYS[:2], "report", "stamp"]
+    assert reasons(log)["report"].startswith("run: input 'labels' changed ")
+
+
+def test_a_failed_run_keeps_memos_of_what_succeeded_and_resumes(tmp_path):
+    project = incremental_project(tmp_path / "p")
+    ran, _ = run_may_fail(project, "--params", "fail=true", expect_ok=False)
+    assert ran[:2] == ["double", "to_memory"] and "total" in ran
+    ran, log = run(project)
+    assert "double" not in ran and "total" in ran
+    assert reasons(log)["double"].startswith("skip: fresh")
+
+
+def test_a_corrupt_memo_means_run(project):
+    memo = warehouse(project)
+    dolt(memo, "checkout", MEMO_BRANCH)
+    sql(project, f"UPDATE `{MEMO_TABLE}` SET outputs = '{{broken'; CALL DOLT_COMMIT('-am', 'x');")
+    dolt(memo, "checkout", "main")
+    ran, log = run(project)
+    assert ran == ALL
+    assert reasons(log)["double"] == "run: no memo"
+
+
+def test_kedro_run_options_still_select_nodes(project):
+    sql(project, "UPDATE raw SET x = 5 WHERE id = 2; CALL DOLT_COMMIT('-am', 'edit');")
+    ran, _ = run(project, "--nodes", "double,total")
+    assert ran == ["double", "total"]
+    ran, _ = run(project, "--tags", "always_run")
+    assert ran == ["stamp"]
+
+
+def test_restore_can_be_turned_off(project):
+    sql(project, "UPDATE raw SET x = 10 WHERE id = 1; CALL DOLT_COMMIT('-am', 'edit');")
+    run(project)
+    sql(project, "UPDATE raw SET x = 1 WHERE id = 1; CALL DOLT_COMMIT('-am', 'revert');")
+    ran, log = run(project, "--runner-params", "restore=false")
+    assert "double" in ran
+    assert "restore is off" in reasons(log)["double"]
+
+
+@pytest.mark.parametrize("mode", ["thread", "parallel"])
+def test_thread_and_parallel_execution(tmp_path, mode):
+    project = incremental_project(tmp_path / "p")
+    ran, _ = run(project, "--runner-params", f"mode={mode}")
+    assert sorted(ran) == sorted(ALL)
+    ran, _ = run(project, "--runner-params", f"mode={mode}")
+    assert sorted(ran) == sorted(ALWAYS)
+
+
+def test_a_clone_elsewhere_reuses_the_memos(project, tmp_path):
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    repo = warehouse(project)
+    dolt(repo, "remote", "add", "origin", f"file://{remote}")
+    dolt(repo, "push", "origin", "main")
+    dolt(repo, "push", "origin", MEMO_BRANCH)
+    other = tmp_path / "teammate"
+    shutil.copytree(project, other, ignore=shutil.ignore_patterns("warehouse"))
+    dolt(other / "data", "clone", f"file://{remote}", "warehouse")
+    ran, log = run(other)
+    assert ran == ALWAYS
+    assert reasons(log)["double"].startswith("skip: fresh")
+
+
+def test_on_the_server_engine(tmp_path, shared_server):
+    project = incremental_project(tmp_path / "p")
+    db = "inc" + tmp_path.name.replace("-", "_")[-20:].lower()
+    local = warehouse(project)
+    # The same source table in a database on a real dolt sql-server.
+    shared_server.execute(
+        f"CREATE DATABASE `{db}`",
+        f"USE `{db}`",
+        "CREATE TABLE raw (id BIGINT PRIMARY KEY, x DOUBLE)",
+        "INSERT INTO raw VALUES (1, 1.0), (2, 2.0), (3, 3.0)",
+        "CALL DOLT_COMMIT('-Am', 'raw data')",
+    )
+    shutil.rmtree(local)
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(
+        catalog.read_text().replace(
+            "database: data/warehouse", f"database: {db}\n  credentials: dolt_server"
+        )
+    )
+    (project / "conf" / "local" / "credentials.yml").write_text(
+        f"dolt_server:\n  con: {shared_server.url()}\n"
+    )
+    ran, _ = run(project)
+    assert ran == ALL
+    ran, log = run(project)
+    assert ran == ALWAYS
+    shared_server.execute(
+        f"USE `{db}`", "UPDATE raw SET x = 9 WHERE id = 3", "CALL DOLT_COMMIT('-am', 'edit')"
+    )
+    ran, log = run(project)
+    assert reasons(log)["double"].startswith("run: input 'raw' changed ")
