@@ -9,13 +9,9 @@ and makes the command exit 1.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 import pandas as pd
@@ -23,33 +19,11 @@ import pandas as pd
 from ..datasets import DoltTableDataset
 from ..engine.commits import parse_trailers
 from ..errors import DoltError
+from .cli_common import common as _common
+from .cli_common import emit as _emit
+from .plan_cli import plan
 from .project import dolt_datasets
 from .render import DIFF_META, diff_rows, fitted, render, terminal_width
-
-_STDOUT = "kedro_dolt.stdout"
-_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--env", "-e", default=None, help="Kedro configuration environment."),
-    click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
-]
-
-
-def _common(command: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        # Only the command's own output goes to stdout: whatever else prints meanwhile (Kedro's
-        # rich log handler writes to stdout) goes to stderr, so `--json | jq` works.
-        click.get_current_context().meta[_STDOUT] = sys.stdout
-        with contextlib.redirect_stdout(sys.stderr):
-            return command(*args, **kwargs)
-
-    for option in reversed(_OPTIONS):
-        run = option(run)
-    return click.pass_obj(run)
-
-
-def _emit(data: Any, table: str, as_json: bool) -> None:
-    out: IO[str] = click.get_current_context().meta.get(_STDOUT) or sys.stdout
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else table, file=out)
 
 
 def _short_ref(ref: str) -> str:
@@ -67,7 +41,10 @@ def commands() -> None:
 
 @commands.group(name="dolt")
 def dolt() -> None:
-    """Inspect the Dolt datasets of this project: status, log, diff, changed."""
+    """Inspect the Dolt datasets of this project: status, log, diff, changed, plan."""
+
+
+dolt.add_command(plan)
 
 
 @dolt.command()
