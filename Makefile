@@ -58,6 +58,7 @@ bench: setup
 	$(PY) bench/bench_goals.py $(BENCH_ARGS)
 	$(PY) bench/bench_server.py $(BENCH_SERVER_ARGS)
 	$(PY) bench/bench_speed.py $(BENCH_SPEED_ARGS)
+	$(PY) bench/bench_incremental.py $(BENCH_INCREMENTAL_ARGS)
 
 # The sdist and the wheel (README: Add kedro-dolt to your project), built from a copy of the
 # checkout: only $(DIST) is written.
