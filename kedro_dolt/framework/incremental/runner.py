@@ -72,7 +72,7 @@ class _Incremental:
             if pool is None:
                 for node in nodes:
                     decision = state.decide(node)
-                    if decision.action == RUN:
+                    if decision.action == RUN or not state.settle(node, decision):
                         try:
                             task(node).execute()
                         except Exception:
@@ -80,8 +80,6 @@ class _Incremental:
                             raise
                         state.ran(node, decision)
                         runner._logger.info("Completed node: %s", node.name)
-                    else:
-                        state.settle(node, decision)
                     finish(node, decision)
                 return
             self._pooled(pool, pipeline, state, task, finish, done)
@@ -101,8 +99,7 @@ class _Incremental:
                 todo -= ready
                 for node in sorted(ready, key=lambda n: n.name):
                     decision = state.decide(node)
-                    if decision.action != RUN:
-                        state.settle(node, decision)
+                    if decision.action != RUN and state.settle(node, decision):
                         finish(node, decision)
                         continue
                     one = task(node)

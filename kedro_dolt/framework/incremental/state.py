@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -107,12 +108,16 @@ class RunState:
         version = dataset_version(dataset)
         if version is None:
             return None
-        return Output(version, dataset.head_commit() if is_dolt(dataset) else None)
+        try:
+            return Output(version, dataset.head_commit() if is_dolt(dataset) else None)
+        except DatasetError:
+            return None  # no memo: the node runs next time
 
-    def settle(self, node: Any, decision: Decision) -> None:
-        """A node that does not run: skipped as it is, or its outputs restored."""
+    def settle(self, node: Any, decision: Decision) -> bool:
+        """A node that does not run: skipped as it is, or its outputs restored. False when a
+        restore failed (the commit is not in this clone, ...): then the node must run."""
         if decision.action == SKIP:
-            return
+            return True
         assert decision.action == RESTORE and decision.entry is not None
         context.set_node(node.name, self.run_id)
         context.set_restored_from(decision.entry.run_id)
@@ -123,11 +128,23 @@ class RunState:
                 commit = decision.entry.outputs[name].commit
                 assert commit is not None  # decide() restores only outputs with a commit
                 dataset.save(dataset.load_at(commit))
+        except DatasetError as exc:
+            logger.warning(
+                "kedro-dolt incremental: restoring node %s failed (%s); running it instead",
+                node.name,
+                exc,
+            )
+            ran = dataclasses.replace(
+                decision, action=RUN, reason=f"restore from run {decision.from_run} failed"
+            )
+            self.decisions[self.decisions.index(decision)] = ran
+            return False
         finally:
             context.set_dataset(None)
             context.set_restored_from(None)
             context.set_node(None)
         self.ran(node, decision)
+        return True
 
     def close(self) -> None:
         context.note_decisions([d.to_dict() for d in self.decisions])

@@ -263,3 +263,25 @@ def test_on_the_server_engine(tmp_path, shared_server):
     )
     ran, log = run(project)
     assert reasons(log)["double"].startswith("run: input 'raw' changed ")
+
+
+def test_a_restore_that_cannot_happen_runs_the_node(project):
+    sql(project, "UPDATE raw SET x = 10 WHERE id = 1; CALL DOLT_COMMIT('-am', 'edit');")
+    run(project)
+    sql(project, "UPDATE raw SET x = 1 WHERE id = 1; CALL DOLT_COMMIT('-am', 'revert');")
+    # The memo of the first run names a commit this repository does not have.
+    repo = warehouse(project)
+    dolt(repo, "checkout", MEMO_BRANCH)
+    sql(
+        project,
+        f"UPDATE `{MEMO_TABLE}` SET outputs = JSON_SET(CAST(outputs AS JSON), '$.doubled.commit', "
+        f"'{'v' * 32}') WHERE node = 'double'; CALL DOLT_COMMIT('-am', 'x');",
+    )
+    dolt(repo, "checkout", "main")
+    ran, log = run(project)
+    assert "double" in ran
+    assert "running it instead" in log
+    [manifest] = sorted((project / "data" / "kedro_dolt" / "runs").glob("*.json"))[-1:]
+    nodes = {n["node"]: n for n in json.loads(manifest.read_text())["nodes"]}
+    assert nodes["double"]["action"] == "run"
+    assert nodes["double"]["reason"].startswith("restore from run ")
