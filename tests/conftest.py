@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import decimal
 import json
 import os
 import shutil
@@ -17,7 +20,8 @@ import pandas as pd
 import pytest
 
 from kedro_dolt.engine import DoltCLIEngine, DoltEngine, DoltServerEngine, RepositoryState
-from kedro_dolt.engine.run_server import RunServers
+from kedro_dolt.engine.mysql import connect
+from kedro_dolt.engine.run_server import RunServers, foreign_server
 from tests.support.dolt_server import DoltServer, dolt_server_factory  # noqa: F401
 
 #: Test modules that set ``BOTH_ENGINES = True`` run each test taking ``repo`` twice: on the
@@ -58,8 +62,32 @@ def dolt_rows(repo: Path, query: str) -> list[dict]:
                 {n: v for n, v in zip(names, row, strict=True) if v is not None}
                 for row in cursor.fetchall()
             ]
+    if isinstance(repo, ServedRepo):
+        served = foreign_server(Path(repo))
+        if served is not None:
+            # The dolt binary would route through the run server and print every value as a
+            # string: read typed values over MySQL instead, as the CLI's JSON gives them.
+            with contextlib.closing(connect(served.address())) as conn, conn.cursor() as cursor:
+                cursor.execute(f"USE `{served.database}`")
+                cursor.execute(query)
+                names = [d[0] for d in cursor.description or ()]
+                return [
+                    {n: _as_json(v) for n, v in zip(names, row, strict=True) if v is not None}
+                    for row in cursor.fetchall()
+                ]
     out = dolt(repo, "sql", "-r", "json", "-q", query)
     return json.loads(out.splitlines()[-1])["rows"] if out.strip() else []
+
+
+def _as_json(value: Any) -> Any:
+    """A MySQL value as the dolt CLI's JSON output shows it."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
 
 
 def foreign(repo: Path, *statements: str) -> None:

@@ -14,7 +14,6 @@ from tests.conftest import dolt, dolt_rows, state
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
 BOTH_ENGINES = True
-SERVED_TOO = True
 
 # One column per dtype the dataset promises to keep, with NULLs where the dtype allows them.
 DTYPE_COLUMNS = {

@@ -16,7 +16,6 @@ from tests.conftest import dolt, dolt_rows, engine_of
 
 #: Every test taking ``repo`` runs on the CLI and the server engine (see conftest).
 BOTH_ENGINES = True
-SERVED_TOO = True
 
 
 def frame(n: int = 1000) -> pd.DataFrame:
