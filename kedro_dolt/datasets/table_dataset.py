@@ -428,10 +428,9 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def table_version(self) -> str | None:
         """The content hash (``dolt_hashof_table``) of the table a load reads now; None when
-        there is no such table. Equal hashes: equal schema and rows."""
+        there is no such table (a missing branch or repository raises). Equal hashes: equal
+        schema and rows."""
         ref, branch = self._load_location(self._active_strategy()[0])
-        if not self._engine.has_table(self._table, ref=ref, branch=branch):
-            return None
         return self._engine.table_hash(self._table, ref=ref, branch=branch)
 
     def head_commit(self) -> str:

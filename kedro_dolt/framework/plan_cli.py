@@ -7,7 +7,6 @@ from typing import Any
 import click
 
 from .cli_common import common, emit
-from .incremental import plan as make_plan
 from .render import render
 
 
@@ -46,6 +45,9 @@ def plan(
     (fresh), restore (from run <id>) or run (the reason)."""
     from kedro.framework.project import pipelines
     from kedro.framework.session import KedroSession
+
+    # Here, not at import: kedro.runner configures Kedro's logging when imported.
+    from .incremental import plan as make_plan
 
     session = KedroSession.create(
         project_path=metadata.project_path, env=env, runtime_params=_params(params)

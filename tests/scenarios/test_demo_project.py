@@ -117,10 +117,28 @@ class TestDemo:
         project, _ = demo
         assert demo_rows(project, "SELECT COUNT(*) AS n FROM raw_readings")[0]["n"] == 75
         tags = demo_rows(project, "SELECT tag_name FROM dolt_tags")
-        assert len(tags) == 2 and all(t["tag_name"].startswith("raw-") for t in tags)
+        # One per run that saved raw_readings: the two runs, and the first incremental run
+        # (an unchanged save, no commit, tagged all the same); the skipping run saves nothing.
+        assert len(tags) == 3 and all(t["tag_name"].startswith("raw-") for t in tags)
         lineage = demo_rows(project, "SELECT rows_written FROM kedro_runs ORDER BY saved_at")
         assert [r["rows_written"] for r in lineage] == [48, 72]
         assert (project / "data" / "remote").is_dir()
+
+    def test_an_incremental_rerun_skips_what_is_in_dolt(self, demo):
+        project, out = demo
+        sections = out.split("\n== ")
+        first, second = [x for x in sections if x.startswith("kedro run --runner kedro_dolt.")]
+        [plan] = [x for x in sections if x.startswith("kedro dolt plan")]
+        assert "run clean: no memo" in first
+        assert re.search(r"clean\s+skip\s+fresh \(memo of run ", plan)
+        assert "1 to run, 4 to skip, 0 to restore." in plan
+        for node in ("ingest", "clean", "build_features", "build_metrics"):
+            assert f"skip {node}: fresh" in second
+        assert "run report: input 'station_rainfall' has no version" in second
+        memos = demo_rows(
+            project, "SELECT COUNT(*) AS n FROM kedro_dolt_memo AS OF 'kedro-dolt-memo'"
+        )
+        assert memos[0]["n"] == 4
 
     def test_rerun_starts_from_scratch(self, demo):
         project, _ = demo
