@@ -3,7 +3,7 @@
 Each node does ~0.2 s of deterministic CPU work on a 10k-row table. Scenarios, each timed with
 ``kedro run --runner kedro_dolt.IncrementalRunner`` and compared with (a) the same project run
 fresh on ``pandas.ParquetDataset`` and (b) its ideal: a plain ``kedro run --nodes <exactly the
-nodes that must run>`` on the same Dolt project state (an empty pipeline when none must).
+nodes that must run>`` on the same Dolt project state (one trivial node when none must).
 Medians of N alternating runs. Also shows that Kedro's ``--only-missing-outputs`` leaves a
 stale output after an input change, and this runner does not. Usage::
 
@@ -42,12 +42,16 @@ def work(frame):
 
 def step_b0_3(frame):
     return work(frame)
+
+
+def noop():
+    return 0
 """
 
 PIPELINE = """
 from kedro.pipeline import Pipeline, node
 
-from {package}.nodes import step_b0_3, work
+from {package}.nodes import noop, step_b0_3, work
 
 
 def register_pipelines():
@@ -56,7 +60,8 @@ def register_pipelines():
         for i in range(1, {depth} + 1):
             func = step_b0_3 if (b, i) == (0, 3) else work
             nodes.append(node(func, f"t{{b}}_{{i - 1}}", f"t{{b}}_{{i}}", name=f"b{{b}}_{{i}}"))
-    return {{"__default__": Pipeline(nodes), "empty": Pipeline([])}}
+    # Kedro refuses an empty pipeline: "nothing to run" is one trivial in-memory node.
+    return {{"__default__": Pipeline(nodes), "empty": Pipeline([node(noop, None, "nothing")])}}
 """
 
 PYPROJECT = """\
