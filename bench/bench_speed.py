@@ -211,7 +211,9 @@ def bench_projects(
 ) -> None:
     warehouse = dolt_project / "data" / "warehouse"
     kedro_projects.run(dolt_project)  # untimed: the warehouse (and cache) a re-run starts from
-    after_one_run = Path(shutil.copytree(warehouse, bench.root / f"after-{dolt_project.name}"))
+    after_one_run = Path(
+        shutil.copytree(warehouse, bench.root / f"after-{dolt_project.parent.name}")
+    )
 
     def fresh(work: Path) -> Action:
         shutil.rmtree(warehouse, ignore_errors=True)
