@@ -144,8 +144,9 @@ def _must_run(node: Any, catalog: Any) -> str | None:
     if not node.outputs:
         return "no outputs (it runs for its side effects)"
     for output in node.outputs:
-        if not versionable(catalog.get(output, fallback_to_runtime_pattern=True)):
-            return f"output {output!r} has no version to check (in memory)"
+        dataset = catalog.get(output, fallback_to_runtime_pattern=True)
+        if not versionable(dataset):
+            return f"output {output!r} has no version to check ({type(dataset).__name__})"
     return None
 
 

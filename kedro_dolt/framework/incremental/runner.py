@@ -10,7 +10,6 @@ off. Memos of the nodes that succeeded are committed when the run ends, also whe
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from itertools import chain
@@ -22,13 +21,19 @@ from kedro.runner import ParallelRunner, SequentialRunner, Task, ThreadRunner
 from .decide import RUN, Decision
 from .state import RunState
 
-logger = logging.getLogger(__name__)
-_NO_MARKUP = {"markup": False}
 MODES = ("sequential", "thread", "parallel")
 
 
 def _flag(value: Any) -> bool:
-    return str(value).strip().lower() not in ("false", "0", "no", "off")
+    """A runner param as Kedro's CLI passes it (a string) or as Python code does (a bool)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", "none", ""):
+        return False
+    raise ValueError(f"{value!r} is not true or false. Fix: --runner-params restore=false.")
 
 
 class _Incremental:
@@ -142,7 +147,12 @@ class IncrementalRunner(_Incremental, SequentialRunner):
         return super().__new__(cls)
 
     def __init__(
-        self, is_async: bool = False, *, mode: str = "sequential", restore: Any = True
+        self,
+        is_async: Any = False,
+        *,
+        mode: str = "sequential",
+        restore: Any = True,
+        max_workers: Any = None,  # for a thread or parallel mode; one node at a time here
     ) -> None:
         super().__init__(is_async=_flag(is_async))
         self._restore = _flag(restore)

@@ -65,7 +65,7 @@ def test_an_unchanged_rerun_skips_and_the_plan_says_so(project):
         **{n: "skip" for n in ALL},
         **{n: "run" for n in ALWAYS},
     }
-    assert "in memory" in planned["to_memory"]["reason"]
+    assert "no version to check (MemoryDataset)" in planned["to_memory"]["reason"]
     assert "always-run" in planned["stamp"]["reason"]
     ran, log = run(project)
     assert ran == ALWAYS
