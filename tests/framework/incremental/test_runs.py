@@ -285,3 +285,25 @@ def test_a_restore_that_cannot_happen_runs_the_node(project):
     nodes = {n["node"]: n for n in json.loads(manifest.read_text())["nodes"]}
     assert nodes["double"]["action"] == "run"
     assert nodes["double"]["reason"].startswith("restore from run ")
+
+
+def test_load_versions_and_run_level_branches_are_honoured(project):
+    repo = warehouse(project)
+    first = dolt_rows(repo, "SELECT dolt_hashof('HEAD') AS h")[0]["h"]
+    sql(project, "UPDATE raw SET x = 10 WHERE id = 1; CALL DOLT_COMMIT('-am', 'edit');")
+    # raw pinned to the commit the first run read (Kedro applies --load-versions to
+    # `versioned: true` entries): what double last computed from.
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(
+        catalog.read_text().replace("table: raw\n", "table: raw\n  versioned: true\n")
+    )
+    ran, log = run(project, "--load-versions", f"raw:{first}")
+    assert "double" not in ran
+    assert reasons(log)["double"].startswith("skip: fresh")
+    # On a run-level branch the new raw is read, double reruns and saves there, not on main.
+    before = table(project, "doubled")
+    ran, log = run(project, "--params", "dolt_branch=exp")
+    assert "double" in ran
+    assert table(project, "doubled") == before
+    ran, _ = run(project, "--params", "dolt_branch=exp")
+    assert ran == ALWAYS  # fresh on that branch now
