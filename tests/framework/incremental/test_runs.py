@@ -20,12 +20,18 @@ ALL = ["double", "to_memory", "from_memory", "total", "report", "stamp"]
 ALWAYS = ["to_memory", "from_memory", "stamp"]
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    project = incremental_project(tmp_path / "p")
+@pytest.fixture(scope="module")
+def after_first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = incremental_project(tmp_path_factory.mktemp("template") / "p")
     ran, _ = run(project)
     assert ran == ALL  # nothing to go by yet: everything runs
     return project
+
+
+@pytest.fixture
+def project(after_first_run: Path, tmp_path: Path) -> Path:
+    """The project after its first run (memos kept), copied for this test."""
+    return Path(shutil.copytree(after_first_run, tmp_path / "p", symlinks=True))
 
 
 def reasons(log: str) -> dict[str, str]:
