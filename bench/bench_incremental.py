@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import kedro
+from kedro_projects import PYPROJECT  # the same minimal project file as bench_speed's
 
 BRANCHES, DEPTH, ROWS, WORK = 4, 5, 10_000, 2_000
 
@@ -62,18 +63,6 @@ def register_pipelines():
             nodes.append(node(func, f"t{{b}}_{{i - 1}}", f"t{{b}}_{{i}}", name=f"b{{b}}_{{i}}"))
     # Kedro refuses an empty pipeline: "nothing to run" is one trivial in-memory node.
     return {{"__default__": Pipeline(nodes), "empty": Pipeline([node(noop, None, "nothing")])}}
-"""
-
-PYPROJECT = """\
-[project]
-name = "{package}"
-version = "0.1"
-
-[tool.kedro]
-package_name = "{package}"
-project_name = "{package}"
-kedro_init_version = "{kedro_version}"
-source_dir = "src"
 """
 
 
@@ -179,7 +168,6 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kedro-dolt-bench-incremental-") as tmp:
         root = Path(tmp)
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from bench_goals import dolt_home
 
         os.environ.update(
