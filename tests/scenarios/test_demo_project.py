@@ -4,6 +4,7 @@ the API and in headless Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -361,6 +362,7 @@ class TestKedroViz:
 
     def test_browser_shows_the_preview_table(self, viz, tmp_path):
         from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.chrome.service import Service
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
@@ -388,11 +390,19 @@ class TestKedroViz:
                 nodes = d.find_elements(By.CSS_SELECTOR, "g.pipeline-node")
                 return next((n for n in nodes if n.text == "clean_readings"), False)
 
-            node = wait.until(clean_readings_node)
-            node.click()
-            wait.until(
-                lambda d: any(c.text == "De Bilt" for c in d.find_elements(By.TAG_NAME, "td"))
-            )
+            def preview_shown(d):
+                # A click while the graph still lays itself out can land on nothing: click
+                # the node again until its preview table is there.
+                if any(c.text == "De Bilt" for c in d.find_elements(By.TAG_NAME, "td")):
+                    return True
+                node = clean_readings_node(d)
+                if node:
+                    with contextlib.suppress(WebDriverException):
+                        node.click()
+                return False
+
+            wait.until(clean_readings_node)
+            WebDriverWait(driver, 60, poll_frequency=2).until(preview_shown)
             cells = [c.text for c in driver.find_elements(By.TAG_NAME, "td")]
             assert cells[:2] == ["DBL", "De Bilt"]
             assert "station_name" in driver.page_source
