@@ -13,10 +13,13 @@ Facts this relies on (docs/dolt-facts.md, "A server for a run"):
   no ``root``, so nobody else can use the server's TCP port. Nothing is written into the
   repository but Dolt's own ``.dolt/sql-server.info`` while the server runs.
 * The server is started with ``PR_SET_PDEATHSIG``: a ``kill -9`` of the run kills it too, and
-  Dolt ignores the stale ``sql-server.info`` it leaves.
+  Dolt ignores the stale ``sql-server.info`` it leaves. The signal follows the *thread* that
+  started the server, so every server of a run is started by one thread that lives as long
+  as the run (:class:`_Starter`).
 
 The Kedro hook opens a :class:`RunServers` when a run starts and closes it when the run ends;
-a repository is served from its first use in the run (a repository the run creates, too).
+the repositories the pipeline uses start being served then, in the background, and one the
+run creates from its first use.
 Other processes of the run (ParallelRunner's workers) find the servers through the file named
 in :data:`RUN_SERVERS_ENV`. ``KEDRO_DOLT_RUN_SERVER=0`` (or ``run_server: false`` in the
 project's ``dolt.yml``) turns it off.
@@ -26,8 +29,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -37,6 +42,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,6 +107,54 @@ def published(repository: Path) -> RunServer | None:
     return _published[2].get(str(repository))
 
 
+class _Starter:
+    """The one thread that starts a run's servers, alive until the run closes: the kernel
+    kills a server when the thread that started it ends (``PR_SET_PDEATHSIG``), and a
+    ThreadRunner worker or a background start ends long before the run."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], object]) -> Future[object]:
+        """Run ``job`` on the starter's thread; its result (or exception) in the future."""
+        done: Future[object] = Future()
+        with self._lock:
+            here = threading.current_thread() is self._thread or self._stopped
+            if not here:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._work, name="kedro-dolt-run-servers", daemon=True
+                    )
+                    self._thread.start()
+                self._jobs.put((job, done))
+        if here:  # (once stopped, a job only learns that the run is closed)
+            _settle(done, job)
+        return done
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._thread is not None:
+                self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, done = item
+            _settle(done, job)
+
+
+def _settle(done: Future[object], job: Callable[[], object]) -> None:
+    try:
+        done.set_result(job())
+    except BaseException as exc:  # handed to the thread that waits for it
+        done.set_exception(exc)
+
+
 class RunServers:
     """The servers of one run, owned by the process that opened it (the hook's)."""
 
@@ -116,6 +171,8 @@ class RunServers:
         self._password = secrets.token_urlsafe(24)
         self._privileges: Path | None = None
         self._failed: set[str] = set()
+        self._closed = False
+        self._starter = _Starter()
 
     # -- the run ------------------------------------------------------------------------
 
@@ -144,10 +201,12 @@ class RunServers:
             if os.environ.get(RUN_SERVERS_ENV) == str(self._file):
                 os.environ.pop(RUN_SERVERS_ENV, None)
         with self._lock:
+            self._closed = True  # a background start after this starts nothing
             running = [process for _, process in self._servers.values()]
             self._servers.clear()
         for process in running:
             _stop(process)
+        self._starter.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> RunServers:
@@ -168,11 +227,25 @@ class RunServers:
     def serve(self, repository: Path, binary: str) -> RunServer | None:
         """The server of ``repository`` (an existing Dolt repository), started now if needed;
         ``None`` when it cannot be started or is excluded (operations then run ``dolt``)."""
+        with self._lock:
+            if str(repository) in self._servers:
+                return self._servers[str(repository)][0]
+        found = self._starter.submit(lambda: self._serve(repository, binary)).result()
+        return found if isinstance(found, RunServer) else None
+
+    def serve_soon(self, repositories: Mapping[Path, str]) -> None:
+        """Start the servers of ``repositories`` (path -> ``dolt`` binary) in the background;
+        :meth:`serve` of one of them meanwhile waits for its start."""
+        for repository, binary in repositories.items():
+            self._starter.submit(functools.partial(self._serve, repository, binary))
+
+    def _serve(self, repository: Path, binary: str) -> RunServer | None:
+        """:meth:`serve`, on the starter's thread."""
         key = str(repository)
         with self._lock:
             if key in self._servers:
                 return self._servers[key][0]
-            if key in self._failed:
+            if key in self._failed or self._closed:
                 return None
             try:
                 server, process = self._start(repository, binary)

@@ -148,23 +148,32 @@ def uses_dolt(catalog: Any, conf_catalog: dict[str, Any] | None) -> bool:
 
 
 def _serve_run(catalog: Any, pipeline: Any, *, eager: bool) -> RunServers:
-    """Serve the run's local repositories (:mod:`kedro_dolt.engine.run_server`): each from
-    its first use, or (``eager``: ParallelRunner, whose workers cannot start one) now. A
-    repository whose datasets log in to a remote with a password is not served."""
+    """Serve the run's local repositories (:mod:`kedro_dolt.engine.run_server`): those the
+    pipeline's datasets use start now, in the background (or, ``eager``: ParallelRunner,
+    whose workers cannot start one, before the run goes on); a repository made during the
+    run from its first use. A repository whose datasets log in to a remote with a password
+    is not served."""
     servers = RunServers.open()
-    for dataset in _dolt_datasets(catalog, pipeline):
+    used = set(getattr(pipeline, "datasets", lambda: ())())
+    start: dict[Path, str] = {}
+    for name, dataset in _dolt_datasets(catalog, pipeline):
         engine = dataset.engine
         remote = getattr(dataset, "_remote", None)
         if remote is not None and remote.user is not None:
             servers.exclude(engine.database)
-        elif eager and engine.exists():
-            servers.serve(engine.database, engine.binary)
+        elif name in used and engine.exists():
+            start.setdefault(engine.database, engine.binary)
+    if eager:
+        for repository, binary in start.items():
+            servers.serve(repository, binary)
+    else:  # the start overlaps the first nodes; a dataset that needs it first waits for it
+        servers.serve_soon(start)
     return servers
 
 
-def _dolt_datasets(catalog: Any, pipeline: Any) -> list[Any]:
-    """The run's Dolt table datasets that can be built (the others fail in their nodes):
-    catalog entries, and what the pipeline resolves from factory patterns."""
+def _dolt_datasets(catalog: Any, pipeline: Any) -> list[tuple[str, Any]]:
+    """The run's Dolt table datasets that can be built (the others fail in their nodes),
+    by name: catalog entries, and what the pipeline resolves from factory patterns."""
     names = set(catalog) | set(getattr(pipeline, "datasets", lambda: ())())
     found = []
     for name in sorted(names):
@@ -173,7 +182,7 @@ def _dolt_datasets(catalog: Any, pipeline: Any) -> list[Any]:
         except Exception:
             continue
         if isinstance(getattr(dataset, "engine", None), DoltCLIEngine):
-            found.append(dataset)
+            found.append((name, dataset))
     return found
 
 

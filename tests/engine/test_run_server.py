@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -74,6 +75,38 @@ class TestServing:
         dataset(warehouse, "u").save(FRAME)  # the same server, a new table
         assert list(served(run_servers).values()) == [pid]
         assert "kedro: save u" in dolt(warehouse, "log", "-n", "1")
+
+    def test_a_server_first_used_by_a_thread_outlives_it(self, warehouse, run_servers):
+        # The kernel kills a server when the thread that started it ends (PR_SET_PDEATHSIG
+        # follows the thread): a ThreadRunner worker's first load must not start it.
+        worker = threading.Thread(target=lambda: dataset(warehouse).load())
+        worker.start()
+        worker.join()
+        (pid,) = served(run_servers).values()
+        time.sleep(0.5)
+        assert alive(pid)
+        pd.testing.assert_frame_equal(dataset(warehouse).load(), FRAME)
+        dataset(warehouse, "u").save(FRAME)
+        assert served(run_servers) == {str(warehouse): pid}
+
+    def test_serving_soon_starts_it_in_the_background(self, warehouse, run_servers):
+        engine = DoltCLIEngine(warehouse)
+        run_servers.serve_soon({engine.database: engine.binary})
+        assert wait_until(lambda: bool(served(run_servers)))
+        (pid,) = served(run_servers).values()
+        time.sleep(0.5)
+        assert alive(pid)
+        pd.testing.assert_frame_equal(dataset(warehouse).load(), FRAME)
+        assert served(run_servers) == {str(warehouse): pid}
+
+    def test_a_background_start_after_closing_starts_nothing(self, warehouse):
+        servers = RunServers.open()
+        servers.close()
+        engine = DoltCLIEngine(warehouse)
+        servers.serve_soon({engine.database: engine.binary})
+        assert servers.serve(engine.database, engine.binary) is None
+        assert served(servers) == {}
+        assert not (warehouse / ".dolt" / "sql-server.info").exists()
 
     def test_closing_stops_it_and_leaves_the_repository_as_it_was(self, warehouse):
         before = sorted(os.listdir(warehouse))
