@@ -249,7 +249,9 @@ class ServerConnection:
         :class:`_Failed` (with how many statements ran before it) from its cause."""
         sent = 0
         try:
-            with connection.cursor() as cursor, scratch.temp_dir() as tmp:
+            loads = any(isinstance(s, Load) for s in script)  # a temp dir only for rows
+            places = scratch.temp_dir() if loads else contextlib.nullcontext("")
+            with connection.cursor() as cursor, places as tmp:
                 for i, statement in enumerate(script):
                     if isinstance(statement, Load):
                         self._load(connection, cursor, statement, local, Path(tmp) / f"{i}.tsv")

@@ -116,25 +116,25 @@ class TableSave:
             with Fingerprint.hashing(self.frame, self.schema, self.ddl) as hashed:
                 result = self._write(self._full_body(), expected=None)
             self._keep(result, lambda: hashed.fingerprint)
-            self._cache(result.table_hash)
+            self._cache(result.table_hash, result.to_commit)
             return result
         fingerprint = Fingerprint.of(self.frame, self.schema, self.ddl)
         plan = self.plan(latest, fingerprint)
         if isinstance(plan, Unchanged):
-            self._cache(plan.table_hash)
+            self._cache(plan.table_hash, None)
             return CommitResult(plan.branch, plan.head, plan.head, DiffStat())
         if isinstance(plan, DeltaWrite):
             body = sql.delta_body(self.table, self.frame, self.schema, plan.change)
             outcome = self._attempt(body, expected=plan.base[0])
             if isinstance(outcome, CommitResult):
                 self._keep(outcome, lambda: fingerprint)
-                self._cache(outcome.table_hash)
+                self._cache(outcome.table_hash, outcome.to_commit)
                 return outcome
             plan = FullWrite()  # the table is not the version planned against: write it all
         result = self._write(self._full_body(), expected=None)
         self._keep(result, lambda: self._fingerprint_after(result, plan, fingerprint))
         if self.mode == "overwrite":
-            self._cache(result.table_hash)
+            self._cache(result.table_hash, result.to_commit)
         return result
 
     def plan(self, latest: Known | None, fingerprint: Fingerprint) -> SavePlan:
@@ -213,16 +213,24 @@ class TableSave:
         added = fingerprint
         return old[1].extended(added) if self.mode == "append" else old[1].upserted(added)
 
-    def _cache(self, table_hash: str | None) -> None:
-        """Put the frame an overwrite left in the table (version ``table_hash``) in the load
-        cache, where a server will be asked for it next. After the commit: never raises."""
+    def _cache(self, table_hash: str | None, commit: str | None) -> None:
+        """Put the frame an overwrite left in the table (version ``table_hash``, in
+        ``commit`` when known) in the load cache, where a server will be asked for it next.
+        After the commit: never raises."""
         cache = load_cache.shared()
         if not (table_hash and cache.enabled and self.engine.transport.cheap_round_trips):
             return
         try:
+            if commit:  # the script read the hash on the commit's own root
+                load_cache.known_versions.put(
+                    self.engine.location, commit, self.table, table_hash, self.schema
+                )
+            key = load_cache.CacheKey(table_hash, self.schema)
+            if cache.has(key):  # e.g. an unchanged save of what was loaded: kept already
+                return
             rows = dolt_form(self.frame, self.schema)
             if rows is not None:
-                cache.put(load_cache.CacheKey(table_hash, self.schema), rows)
+                cache.put(key, rows)
         except Exception:  # the cache only saves time; the data is committed
             logger.debug("kedro-dolt could not cache the saved %s", self.table)
 

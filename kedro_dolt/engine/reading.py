@@ -87,37 +87,42 @@ class ReadOps(RepositoryOps):
         limit: int | None,
     ) -> TableRead:
         """``read_table`` through the load cache: the commit ``ref`` names, the table's
-        hash there, then the cached rows of that version or (a miss) Dolt's, kept."""
+        hash and schema there (remembered per commit: a commit never changes), then the
+        cached rows of that version or (a miss) Dolt's, kept."""
         where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
         with (
             self.transport.lock(exclusive=False),
             translated(f"Cannot load {where} from {self.location}."),
         ):
-            head, described, leftovers = with_retries(
-                lambda: self.transport.run(sql.read_script(table, ref), branch=branch)
-            )
-            start = head[0]
-            commit = str(start["h"])
-            hashed = with_retries(
-                lambda: self.transport.run(
-                    sql.table_hash(str(start["db"]).split("/")[0], commit, table)
+            start = with_retries(lambda: self.transport.run(sql.commit_of(ref), branch=branch))
+            head = start[0][0]
+            commit = str(head["h"])
+            known = load_cache.known_versions.get(self.location, commit, table)
+            if known is None:
+                database = str(head["db"]).split("/")[0]
+                described, leftovers, hashed = with_retries(
+                    lambda: self.transport.run(
+                        sql.version_script(database, commit, table), branch=branch
+                    )
                 )
-            )
-        full = TableSchema.from_show_columns(described)
+                known = (str(hashed[0]["h"]), TableSchema.from_show_columns(described))
+                load_cache.known_versions.put(self.location, commit, table, *known)
+                self.recovery.clear_debris([r["name"] for r in leftovers])
+        table_hash, full = known
         schema = full.select(columns)
-        key = load_cache.CacheKey(str(hashed[-1][0]["h"]), full)
-        self.recovery.clear_debris([r["name"] for r in leftovers])
+        key = load_cache.CacheKey(table_hash, full)
+        at_branch = str(head.get("b") or "")
         cached = cache.get(key, list(columns) if columns else None)
         if cached is not None and (limit is None or full.primary_key):
             # (The first rows of a keyless table are those of Dolt's storage order.)
             frame = decode_table(cached if limit is None else cached.slice(0, limit), schema)
-            return TableRead(commit, schema, frame, str(start.get("b") or ""))
+            return TableRead(commit, schema, frame, at_branch)
         rows = self._typed_rows(table, commit, branch, columns, limit, typed=False)
         if not exact_from_text(rows, schema):
             rows = self._typed_rows(table, commit, branch, columns, limit)
         if columns is None and limit is None:
             cache.put(key, rows)
-        return TableRead(commit, schema, decode_table(rows, schema), str(start.get("b") or ""))
+        return TableRead(commit, schema, decode_table(rows, schema), at_branch)
 
     def _typed_rows(
         self,

@@ -19,6 +19,7 @@ import pytest
 
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.engine import load_cache
+from kedro_dolt.engine.connection import ServerConnection
 from kedro_dolt.engine.load_cache import CacheKey, LoadCache, parse_size
 from kedro_dolt.engine.schema import TableSchema
 from tests.conftest import dolt_rows, foreign
@@ -84,6 +85,7 @@ class Spy:
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test starts with an empty cache of its own."""
     monkeypatch.setenv(load_cache.DIR_ENV, str(tmp_path / "load-cache"))
+    load_cache.known_versions.clear()
     return tmp_path / "load-cache"
 
 
@@ -190,6 +192,39 @@ class TestCachedLoads:
         pd.testing.assert_frame_equal(old.load(), frame, check_exact=True)
         assert spy.hits == 1
         assert_exactly(old.load(), uncached(old, monkeypatch))
+
+    def test_a_known_version_costs_one_statement(self, repo, monkeypatch):
+        scripts: list[list[object]] = []
+        original = ServerConnection.run
+
+        def run(connection: ServerConnection, statements: list[object], **kwargs: object):
+            scripts.append(list(statements))
+            return original(connection, statements, **kwargs)
+
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(every_dtype()[["id", "s"]])
+        monkeypatch.setattr(ServerConnection, "run", run)
+        dataset.load()  # the save told this process the table's hash in its commit
+        assert [len(s) for s in scripts] == [1]
+        load_cache.known_versions.clear()
+        scripts.clear()
+        dataset.load()  # asked again: the commit, then the table's schema and hash there
+        assert len(scripts) == 2
+        scripts.clear()
+        dataset.load()
+        assert [len(s) for s in scripts] == [1]
+
+    def test_a_branch_reset_to_an_earlier_commit_loads_that_version(self, repo, spy, monkeypatch):
+        frame = every_dtype()[["id", "f64", "s"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame)
+        first = dolt_rows(repo, "SELECT dolt_hashof('HEAD') AS h")[0]["h"]
+        dataset.save(frame.assign(f64=3.0))
+        pd.testing.assert_frame_equal(dataset.load(), frame.assign(f64=3.0), check_exact=True)
+        foreign(repo, f"CALL dolt_reset('--hard', '{first}')")
+        loaded = dataset.load()
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+        assert_exactly(loaded, uncached(dataset, monkeypatch))
 
     @pytest.mark.parametrize("damage", ["flipped", "truncated", "foreign", "other key"])
     def test_a_damaged_entry_is_never_used(self, repo, spy, monkeypatch, damage):

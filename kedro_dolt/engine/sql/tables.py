@@ -19,6 +19,22 @@ def read_script(table: str, ref: str) -> list[str]:
     ]
 
 
+def commit_of(ref: str) -> list[str]:
+    """The commit ``ref`` names (``h``), the session branch (``b``) and database (``db``)."""
+    return [read_script("t", ref)[0]]
+
+
+def version_script(database: str, commit: str, table: str) -> list[str]:
+    """The schema of ``table`` in ``commit``, leftover scratch branches, then the table's
+    content hash there (``h``)."""
+    table_sql, commit_sql = quote_identifier(validate_table(table)), quote_string(commit)
+    return [
+        f"SHOW FULL COLUMNS FROM {table_sql} AS OF {commit_sql};",
+        SCRATCH_BRANCHES,
+        *table_hash(database, commit, table),
+    ]
+
+
 def rows(table: str, ref: str, columns: Sequence[str] | None, limit: int | None) -> str:
     """The rows of ``table`` at ``ref``. No ORDER BY: Dolt scans a table in primary-key
     order (rows are stored clustered by key)."""
