@@ -25,7 +25,7 @@ from .retry import with_retries
 from .schema import TableSchema
 from .sql import saves as sql
 from .sql import tables as sql_tables
-from .transport import Rows, Statement
+from .transport import Load, Rows, Statement
 
 
 class SaveOps(RemoteOps):
@@ -116,11 +116,18 @@ class SaveOps(RemoteOps):
         def script(name: str) -> list[Statement]:
             return sql.save_script(table, schema, name, body, finish, expected_base=expected)
 
+        # Rows the body loads into the table: all of a new table's (the frame's keys are
+        # unique, checked before writing), so it is not counted again.
+        loaded = sum(len(s.frame) for s in body if isinstance(s, Load) and s.table == table)
         with self.transport.lock(exclusive=True):
-            return with_retries(lambda: self._commit_on_scratch(table, target, script))
+            return with_retries(lambda: self._commit_on_scratch(table, target, script, loaded))
 
     def _commit_on_scratch(
-        self, table: str, target: str | None, script: Callable[[str], list[Statement]]
+        self,
+        table: str,
+        target: str | None,
+        script: Callable[[str], list[Statement]],
+        loaded: int,
     ) -> CommitResult | Stopped:
         name = scratch.branch_name("save")
         try:
@@ -145,15 +152,16 @@ class SaveOps(RemoteOps):
             result["branch"],
             result["from_commit"],
             result["to_commit"],
-            self._stats(table, result, results[-1]) if committed else DiffStat(),
+            self._stats(table, result, results[-1], loaded) if committed else DiffStat(),
             result.get("table_hash"),
             guard.get("base_hash"),
         )
 
-    def _stats(self, table: str, result: dict[str, Any], stat: Rows) -> DiffStat:
-        """A committed save's change in rows (the script's diff stat, or a count)."""
-        if result.get("new_table_rows") is not None:
-            return DiffStat(added=int(result["new_table_rows"]))
+    def _stats(self, table: str, result: dict[str, Any], stat: Rows, loaded: int) -> DiffStat:
+        """A committed save's change in rows (the script's diff stat, a new table's rows,
+        or a count)."""
+        if not int(result.get("existed") or 0):
+            return DiffStat(added=loaded)
         if not int(result.get("diffable") or 0):
             # The primary key changed: Dolt sees a new table, so every row is replaced.
             counts = with_retries(

@@ -153,8 +153,8 @@ def save_script(
     Result sets: [0] from_commit/branch, [1] the working set's status, [2] scratch branches,
     [3] the guard (``dirty``, ``base_hash``: the table's hash the save builds on, ``proceed``:
     it is the expected one), [4] ``written`` (the body ran), ..., [-2] from/to commits,
-    branch, diffable, table_hash, new_table_rows (the row count of a table that did not
-    exist before), [-1] the diff stat (empty for a new table).
+    branch, diffable, table_hash, existed (whether the table was there before: a new
+    table's rows are those the body loaded), [-1] the diff stat (empty for a new table).
     """
     name, table_sql = quote_string(scratch_name), quote_string(table)
     key = quote_string(",".join(schema.primary_key))
@@ -204,8 +204,7 @@ def save_script(
         "@kedro_dolt_from, @kedro_dolt_to);",
         "SELECT @kedro_dolt_from AS from_commit, dolt_hashof('HEAD') AS to_commit, "
         "@kedro_dolt_branch AS branch, @kedro_dolt_diffable AS diffable, "
-        "@kedro_dolt_table_hash AS table_hash, IF(@kedro_dolt_existed, NULL, "
-        f"(SELECT COUNT(*) FROM {quote_identifier(table)})) AS new_table_rows;",
+        "@kedro_dolt_table_hash AS table_hash, @kedro_dolt_existed AS existed;",
         f"SELECT * FROM dolt_diff_stat(@kedro_dolt_stat_from, @kedro_dolt_to, {table_sql});",
     ]
 
