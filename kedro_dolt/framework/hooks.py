@@ -163,6 +163,8 @@ def _serve_run(catalog: Any, pipeline: Any, *, eager: bool) -> RunServers:
             servers.exclude(engine.database)
         elif name in used and engine.exists():
             start.setdefault(engine.database, engine.binary)
+        elif name in used and not start:
+            servers.prepare(engine.binary)  # a repository the run will create
     if eager:
         for repository, binary in start.items():
             servers.serve(repository, binary)

@@ -99,6 +99,15 @@ class TestServing:
         pd.testing.assert_frame_equal(dataset(warehouse).load(), FRAME)
         assert served(run_servers) == {str(warehouse): pid}
 
+    def test_preparing_writes_the_users_before_a_new_repository_needs_them(
+        self, tmp_path, run_servers
+    ):
+        run_servers.prepare(DoltCLIEngine(tmp_path / "new").binary)
+        assert wait_until(lambda: (run_servers._dir / "privileges.db").exists())
+        dataset(tmp_path / "new").save(FRAME)  # the run creates it, then serves it
+        assert list(served(run_servers)) == [str(tmp_path / "new")]
+        pd.testing.assert_frame_equal(dataset(tmp_path / "new").load(), FRAME)
+
     def test_a_background_start_after_closing_starts_nothing(self, warehouse):
         servers = RunServers.open()
         servers.close()
