@@ -153,6 +153,9 @@ class ReadOps(RepositoryOps):
         database, commit = rows[0][0]["db"].split("/")[0], rows[0][0].get("h")
         if not commit:
             return None
+        known = load_cache.known_versions.get(self.location, str(commit), table)
+        if known is not None:  # (a commit never changes, so neither does its table)
+            return known[0]
         try:
             hashed = self._read(
                 sql.table_hash(database, commit, table),

@@ -213,6 +213,12 @@ class TestCachedLoads:
         scripts.clear()
         dataset.load()
         assert [len(s) for s in scripts] == [1]
+        scripts.clear()
+        known = dataset.engine.table_hash("t", ref="HEAD")  # known too: one question
+        assert len(scripts) == 1
+        load_cache.known_versions.clear()
+        assert known == dataset.engine.table_hash("t", ref="HEAD")
+        assert len(scripts) == 3
 
     def test_a_branch_reset_to_an_earlier_commit_loads_that_version(self, repo, spy, monkeypatch):
         frame = every_dtype()[["id", "f64", "s"]]
