@@ -30,8 +30,11 @@ $(VENV)/.installed: pyproject.toml setup.py kedro_dolt_json.pth
 browser:
 	scripts/install-browser
 
+# Two pytest workers (pytest-xdist), each taking whole test files: most of a test's time is
+# spent waiting for Dolt and kedro processes. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: setup browser lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: setup
 	KEDRO=$(abspath $(VENV))/bin/kedro scripts/demo

@@ -44,6 +44,8 @@ def demo_process(
     """``scripts/demo [flags] project``, as ``make demo`` runs it."""
     full_env = {**os.environ, "KEDRO": KEDRO, **(env or {})}
     full_env.pop("DOLT_ROOT_PATH", None)  # the demo brings its own Dolt identity
+    for name in ("COLUMNS", "LINES"):  # (pytest-xdist workers set 80: log lines would wrap)
+        full_env.pop(name, None)
     return subprocess.run(
         [str(REPO / "scripts" / "demo"), *flags, str(project)],
         env=full_env,
