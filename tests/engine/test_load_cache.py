@@ -295,6 +295,22 @@ class TestLoadCache:
         assert cache.get(key, ["x"]).column_names == ["x"]
         assert cache.get(CacheKey("abd", SCHEMA)) is None
 
+    @pytest.mark.parametrize("where", [0.25, 0.5, 0.75])
+    def test_a_flipped_byte_in_a_big_entry_is_never_used(self, tmp_path, where):
+        # Big entries are checked while Parquet decodes them (in another thread).
+        cache = LoadCache(tmp_path, 10**9)
+        key = CacheKey("big", SCHEMA)
+        cache.put(key, rows(300_000))
+        (entry,) = tmp_path.glob("*.kdc")
+        data = bytearray(entry.read_bytes())
+        assert len(data) > 2 * load_cache._PARALLEL_CHECK
+        data[int(len(data) * where)] ^= 0x01
+        entry.write_bytes(bytes(data))
+        assert cache.get(key) is None
+        assert not entry.exists()
+        cache.put(key, rows(300_000))
+        assert cache.get(key).equals(rows(300_000))
+
     def test_least_recently_used_go_first(self, tmp_path):
         one = len(_entry_bytes(tmp_path / "probe", rows(2000)))
         cache = LoadCache(tmp_path / "c", int(one * 6.5))
