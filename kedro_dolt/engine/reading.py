@@ -98,6 +98,7 @@ class ReadOps(RepositoryOps):
             head = start[0][0]
             commit = str(head["h"])
             known = load_cache.known_versions.get(self.location, commit, table)
+            leftovers: list[dict[str, Any]] = []
             if known is None:
                 database = str(head["db"]).split("/")[0]
                 described, leftovers, hashed = with_retries(
@@ -107,7 +108,8 @@ class ReadOps(RepositoryOps):
                 )
                 known = (str(hashed[0]["h"]), TableSchema.from_show_columns(described))
                 load_cache.known_versions.put(self.location, commit, table, *known)
-                self.recovery.clear_debris([r["name"] for r in leftovers])
+        if leftovers:
+            self.recovery.clear_debris([r["name"] for r in leftovers])
         table_hash, full = known
         schema = full.select(columns)
         key = load_cache.CacheKey(table_hash, full)

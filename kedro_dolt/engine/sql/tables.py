@@ -13,7 +13,7 @@ def read_script(table: str, ref: str) -> list[str]:
     there and leftover scratch branches; :func:`rows` reads the rows."""
     table_sql, ref_sql = quote_identifier(validate_table(table)), quote_string(ref)
     return [
-        f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b, database() AS db;",
+        *commit_of(ref),
         f"SHOW FULL COLUMNS FROM {table_sql} AS OF {ref_sql};",
         SCRATCH_BRANCHES,
     ]
@@ -21,7 +21,8 @@ def read_script(table: str, ref: str) -> list[str]:
 
 def commit_of(ref: str) -> list[str]:
     """The commit ``ref`` names (``h``), the session branch (``b``) and database (``db``)."""
-    return [read_script("t", ref)[0]]
+    ref_sql = quote_string(ref)
+    return [f"SELECT dolt_hashof({ref_sql}) AS h, active_branch() AS b, database() AS db;"]
 
 
 def version_script(database: str, commit: str, table: str) -> list[str]:
