@@ -144,7 +144,7 @@ class TableSave:
         old: Known | None = latest
         if self.mode != "overwrite" or (latest and latest[1].same_rows(fingerprint)):
             base = self.engine.base(self.table, self.target)
-            found = self.store.load(self.table, base.table_hash)
+            found = self._fingerprint_of(base.table_hash, latest)
             old = (str(base.table_hash), found) if found else None
             if self.mode != "overwrite":
                 if base.schema is not None:
@@ -160,6 +160,13 @@ class TableSave:
                 return Unchanged(base.head, base.branch, base.table_hash)
         change = delta(old[1], fingerprint) if old else None
         return DeltaWrite(change, old) if change is not None and old else FullWrite()
+
+    def _fingerprint_of(self, table_hash: str | None, latest: Known | None) -> Fingerprint | None:
+        """The stored fingerprint of the table version ``table_hash`` (``latest``'s when it
+        is that version: read already)."""
+        if latest is not None and latest[0] == table_hash:
+            return latest[1]
+        return self.store.load(self.table, table_hash)
 
     # -- writing ----------------------------------------------------------------------------
 
