@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,42 +248,6 @@ def _decoded(body: memoryview, crc: int, columns: list[str] | None) -> pa.Table 
     return table if matches == [True] else None
 
 
-class KnownVersions:
-    """What a load learned or a save made, in this process: the table hash and schema of a
-    table in a commit. A commit never changes, so neither does a table in it: a load of a
-    commit whose table is known asks Dolt only which commit its ref names. Bounded (the
-    least recently used go first); keyed by the repository's location too."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._known: OrderedDict[tuple[str, str, str], tuple[str, TableSchema]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, location: str, commit: str, table: str) -> tuple[str, TableSchema] | None:
-        key = (location, commit, table)
-        with self._lock:
-            found = self._known.get(key)
-            if found is not None:
-                self._known.move_to_end(key)
-            return found
-
-    def put(
-        self, location: str, commit: str, table: str, table_hash: str, schema: TableSchema
-    ) -> None:
-        with self._lock:
-            self._known[(location, commit, table)] = (table_hash, schema)
-            self._known.move_to_end((location, commit, table))
-            while len(self._known) > self._size:
-                self._known.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._known.clear()
-
-
-#: The process's known table versions (see :class:`KnownVersions`).
-known_versions = KnownVersions()
-
 _shared: LoadCache | None = None
 _shared_settings: tuple[str | None, str | None] | None = None
 
@@ -298,4 +261,4 @@ def shared() -> LoadCache:
     return _shared
 
 
-__all__ = ["CacheKey", "KnownVersions", "LoadCache", "known_versions", "parse_size", "shared"]
+__all__ = ["CacheKey", "LoadCache", "parse_size", "shared"]

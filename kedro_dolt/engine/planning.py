@@ -29,6 +29,7 @@ from ..errors import DoltError
 from . import load_cache
 from .codec import dolt_form
 from .fingerprint import Delta, Fingerprint, FingerprintStore, delta
+from .known_versions import known_versions
 from .results import CommitResult, DiffStat
 from .retry import still
 from .schema import TableSchema
@@ -229,7 +230,7 @@ class TableSave:
             return
         try:
             if commit:  # the script read the hash on the commit's own root
-                load_cache.known_versions.put(
+                known_versions.put(
                     self.engine.location, commit, self.table, table_hash, self.schema
                 )
             key = load_cache.CacheKey(table_hash, self.schema)

@@ -14,6 +14,7 @@ from ..errors import DoltError
 from ..naming import parse_time_ref, quote_string, validate_ref, validate_table
 from . import load_cache
 from .codec import decode_table, exact_from_text
+from .known_versions import known_versions
 from .messages import translated
 from .repository import RepositoryOps
 from .results import DiffStat, LogEntry, QueryResult, TableRead
@@ -97,7 +98,7 @@ class ReadOps(RepositoryOps):
             start = with_retries(lambda: self.transport.run(sql.commit_of(ref), branch=branch))
             head = start[0][0]
             commit = str(head["h"])
-            known = load_cache.known_versions.get(self.location, commit, table)
+            known = known_versions.get(self.location, commit, table)
             leftovers: list[dict[str, Any]] = []
             if known is None:
                 database = str(head["db"]).split("/")[0]
@@ -107,7 +108,7 @@ class ReadOps(RepositoryOps):
                     )
                 )
                 known = (str(hashed[0]["h"]), TableSchema.from_show_columns(described))
-                load_cache.known_versions.put(self.location, commit, table, *known)
+                known_versions.put(self.location, commit, table, *known)
         if leftovers:
             self.recovery.clear_debris([r["name"] for r in leftovers])
         table_hash, full = known
@@ -155,7 +156,7 @@ class ReadOps(RepositoryOps):
         database, commit = rows[0][0]["db"].split("/")[0], rows[0][0].get("h")
         if not commit:
             return None
-        known = load_cache.known_versions.get(self.location, str(commit), table)
+        known = known_versions.get(self.location, str(commit), table)
         if known is not None:  # (a commit never changes, so neither does its table)
             return known[0]
         try:

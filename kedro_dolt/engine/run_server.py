@@ -110,7 +110,9 @@ def published(repository: Path) -> RunServer | None:
 class _Starter:
     """The one thread that starts a run's servers, alive until the run closes: the kernel
     kills a server when the thread that started it ends (``PR_SET_PDEATHSIG``), and a
-    ThreadRunner worker or a background start ends long before the run."""
+    ThreadRunner worker or a background start ends long before the run. (Not a
+    ThreadPoolExecutor: Python joins its thread at exit before ``atexit`` handlers run, so
+    the servers would be killed before :meth:`RunServers.close` stops them cleanly.)"""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (

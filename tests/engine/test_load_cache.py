@@ -20,6 +20,7 @@ import pytest
 from kedro_dolt import DoltTableDataset
 from kedro_dolt.engine import load_cache
 from kedro_dolt.engine.connection import ServerConnection
+from kedro_dolt.engine.known_versions import known_versions
 from kedro_dolt.engine.load_cache import CacheKey, LoadCache, parse_size
 from kedro_dolt.engine.schema import TableSchema
 from tests.conftest import dolt_rows, foreign
@@ -85,7 +86,7 @@ class Spy:
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test starts with an empty cache of its own."""
     monkeypatch.setenv(load_cache.DIR_ENV, str(tmp_path / "load-cache"))
-    load_cache.known_versions.clear()
+    known_versions.clear()
     return tmp_path / "load-cache"
 
 
@@ -206,7 +207,7 @@ class TestCachedLoads:
         monkeypatch.setattr(ServerConnection, "run", run)
         dataset.load()  # the save told this process the table's hash in its commit
         assert [len(s) for s in scripts] == [1]
-        load_cache.known_versions.clear()
+        known_versions.clear()
         scripts.clear()
         dataset.load()  # asked again: the commit, then the table's schema and hash there
         assert len(scripts) == 2
@@ -216,7 +217,7 @@ class TestCachedLoads:
         scripts.clear()
         known = dataset.engine.table_hash("t", ref="HEAD")  # known too: one question
         assert len(scripts) == 1
-        load_cache.known_versions.clear()
+        known_versions.clear()
         assert known == dataset.engine.table_hash("t", ref="HEAD")
         assert len(scripts) == 3
 
