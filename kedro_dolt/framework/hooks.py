@@ -233,12 +233,27 @@ def summarize(records: list[ActionRecord]) -> dict[str, dict[str, Any]]:
     return summary
 
 
+def run_level_branch(runtime_params: dict[str, Any] | None) -> tuple[str | None, bool]:
+    """``--params dolt_branch=NAME,dolt_merge=true``: the run-level branch (validated) and
+    whether a successful run merges it back; ``kedro dolt plan`` applies it as the run."""
+    params = runtime_params or {}
+    branch = params.get("dolt_branch")
+    branch = validate_branch(str(branch), key="dolt_branch") if branch is not None else None
+    merge = str(params.get("dolt_merge", "")).lower() in ("true", "1", "yes")
+    if merge and branch is None:
+        raise DoltError(
+            "dolt_merge=true needs a run-level branch to merge.",
+            fix="run with --params dolt_branch=NAME,dolt_merge=true.",
+        )
+    return branch, merge
+
+
 class DoltHooks:
     def __init__(self) -> None:
         self._config = HookConfig()
         self._merge_back = False
         self._servers: RunServers | None = None
-        self._active = False  # whether this session's catalog has a Dolt dataset
+        self.active = False  # whether this session's catalog has a Dolt dataset
 
     # -- run context -------------------------------------------------------------------------
 
@@ -277,8 +292,8 @@ class DoltHooks:
     def after_catalog_created(
         self, catalog: Any, conf_catalog: dict[str, Any], load_versions: dict[str, str]
     ) -> None:
-        self._active = uses_dolt(catalog, conf_catalog)
-        if not self._active:
+        self.active = uses_dolt(catalog, conf_catalog)
+        if not self.active:
             return
         _show_info()
         for name, value in sorted((load_versions or {}).items()):
@@ -296,25 +311,16 @@ class DoltHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        if not self._active:
+        if not self.active:
             return
-        params = run_params.get("runtime_params") or {}
-        branch = params.get("dolt_branch")
-        if branch is not None:
-            validate_branch(str(branch), key="dolt_branch")
-        self._merge_back = str(params.get("dolt_merge", "")).lower() in ("true", "1", "yes")
-        if self._merge_back and branch is None:
-            raise DoltError(
-                "dolt_merge=true needs a run-level branch to merge.",
-                fix="run with --params dolt_branch=NAME,dolt_merge=true.",
-            )
+        branch, self._merge_back = run_level_branch(run_params.get("runtime_params"))
         run_id = str(run_params.get("run_id"))
         spool = self._manifest_dir() / f".{run_id}.jsonl"
         spool.unlink(missing_ok=True)
         run_context.start_run(
             run_id=run_id,
             pipeline=",".join(run_params.get("pipeline_names") or ["__default__"]),
-            branch=str(branch) if branch is not None else None,
+            branch=branch,
             spool=str(spool),
         )
         _listen()
