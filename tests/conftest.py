@@ -196,6 +196,7 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "KEDRO_DISABLE_TELEMETRY",
         "DOLT_DISABLE_EVENT_FLUSH",
         "KEDRO_DOLT_CACHE_DIR",
+        "KEDRO_DOLT_MEMO_KEY",
     )
     saved = {k: os.environ.get(k) for k in names}
     os.environ["DOLT_ROOT_PATH"] = str(home)
@@ -203,6 +204,8 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["DOLT_DISABLE_EVENT_FLUSH"] = "1"  # no detached `dolt send-metrics` per start
     # The load cache of the session, not the user's (every process the tests start too).
     os.environ["KEDRO_DOLT_CACHE_DIR"] = str(tmp_path_factory.mktemp("load-cache"))
+    # The key that seals incremental memos: the session's, not the user's.
+    os.environ["KEDRO_DOLT_MEMO_KEY"] = str(tmp_path_factory.mktemp("memo-key") / "memo.key")
     for key, value in [
         ("user.name", "Kedro Dolt Tests"),
         ("user.email", "tests@kedro-dolt.invalid"),

@@ -216,15 +216,17 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return self._table
 
     @property
+    def pulls(self) -> bool:
+        """Whether a load first pulls the branch from the remote (``remote.pull``)."""
+        return self._remote is not None and bool(self._remote.pull)
+
+    @property
     def strategy(self) -> BranchStrategy:
         return self._strategy
 
     def _active_strategy(self) -> tuple[BranchStrategy, str | None]:
-        """The strategy to use now, and the base branch when a run-level branch applies.
-
-        ``kedro run --params dolt_branch=NAME`` redirects every Dolt dataset to branch NAME,
-        created from the dataset's own branch when missing.
-        """
+        """The strategy to use now, and the base branch when a run-level branch applies
+        (``--params dolt_branch=NAME``: branch NAME, made from the dataset's when missing)."""
         run_branch = context.run_branch()
         if run_branch is None:
             return self._strategy, None
@@ -317,12 +319,15 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         )
 
     def save(self, data: pd.DataFrame) -> None:
+        self._write(data, self._save_args["mode"])
+
+    def _write(self, data: pd.DataFrame, mode: str) -> None:
         if not isinstance(data, pd.DataFrame):
             raise DatasetError(
                 f"DoltTableDataset saves pandas DataFrames, got {type(data).__name__}. "
                 "Fix: return a DataFrame from the node (e.g. pd.DataFrame(data))."
             )
-        index = self._save_args["index"] if self._save_args["mode"] == "overwrite" else False
+        index = self._save_args["index"] if mode == "overwrite" else False
         rows, roles = to_table(data, index=index, primary_key=self._primary_key)
         schema = TableSchema.from_frame(rows, self._primary_key, roles)
         run_id = context.current_run_id() or (self._version.save if self._version else None)
@@ -346,7 +351,7 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             schema,
             message,
             lineage=self._lineage_row(trailers, strategy, len(data)),
-            mode=self._save_args["mode"],
+            mode=mode,
         )
         outcome = strategy.save(self._engine, request)
         if tag:
@@ -426,11 +431,14 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             ) from exc
         return validate_branch(name.replace(" ", "-"), key="save_args.tag")
 
-    def table_version(self) -> str | None:
+    def table_version(self, *, pull: bool = False) -> str | None:
         """The content hash (``dolt_hashof_table``) of the table a load reads now; None when
         there is no such table (a missing branch or repository raises). Equal hashes: equal
-        schema and rows."""
-        ref, branch = self._load_location(self._active_strategy()[0])
+        schema and rows. ``pull``: after the pull a load would do (``remote.pull``)."""
+        strategy = self._active_strategy()[0]
+        if pull:
+            self._pull(strategy, for_save=False)
+        ref, branch = self._load_location(strategy)
         return self._engine.table_hash(self._table, ref=ref, branch=branch)
 
     def head_commit(self) -> str:
@@ -444,6 +452,14 @@ class DoltTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         _, branch = self._load_location(self._active_strategy()[0])
         read = self._read(self.resolve_ref(ref, branch), branch)
         return from_table(read.frame, read.schema)
+
+    def restore(self, ref: str) -> None:
+        """Save the whole table at ``ref`` (every column) again, as an overwrite."""
+        _, branch = self._load_location(self._active_strategy()[0])
+        read = self._engine.read_table(
+            self._table, ref=self.resolve_ref(ref, branch), branch=branch
+        )
+        self._write(from_table(read.frame, read.schema), "overwrite")
 
     def _exists(self) -> bool:
         ref, branch = self._load_location(self._active_strategy()[0])

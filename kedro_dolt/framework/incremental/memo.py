@@ -1,11 +1,16 @@
 """Node memos, kept in Dolt: what a node read and wrote the last times it ran.
 
-One table, ``kedro_dolt_memo``, on its own branch ``kedro-dolt-memo`` of the repository that
+One table, ``kedro_dolt_memos``, on its own branch ``kedro-dolt-memo`` of the repository that
 holds the pipeline's Dolt datasets, so memos travel with clones, pushes and the server without
 adding commits to data branches. A row per (node, memo key), the key being a hash of the
-node's code fingerprint, its params and the versions of its inputs; upserted once at the end
-of a run (also of a failed run, for the nodes that succeeded) in one commit. A clone that has
-no local memo branch reads its remotes' (``origin/kedro-dolt-memo``).
+node's code fingerprint, its signature (its inputs and outputs in declaration order), its
+params and the versions of its inputs; upserted once at the end of a run (also of a failed
+run, for the nodes that succeeded) in one commit. A clone that has no local memo branch reads
+its remotes' (``origin/kedro-dolt-memo``).
+
+A row is trusted only when it verifies (:mod:`.trust`): it re-derives its own key, and it is
+sealed with this user's key, or every output it claims is a Dolt table version that a commit
+made by that node holds. A row edited by hand means "run", never "skip".
 """
 
 from __future__ import annotations
@@ -23,81 +28,133 @@ from kedro.io.core import DatasetError
 from ...engine import DoltEngine
 from ...engine.commits import CommitMessage
 from ...engine.schema import TableSchema
+from .seal import seal, sealed
 
 logger = logging.getLogger(__name__)
 
-MEMO_TABLE = "kedro_dolt_memo"
+# The second format (signature, seal, positional inputs): rows of the first are not read.
+MEMO_TABLE = "kedro_dolt_memos"
 MEMO_BRANCH = "kedro-dolt-memo"
-_COLUMNS = ["node", "memo_key", "code", "params", "inputs", "outputs", "run_id", "saved_at"]
+_COLUMNS = [
+    "node",
+    "memo_key",
+    "code",
+    "signature",
+    "params",
+    "inputs",
+    "outputs",
+    "run_id",
+    "saved_at",
+    "seal",
+]
 
 
-def memo_key(code: str, params: dict[str, str], inputs: dict[str, str]) -> str:
-    text = json.dumps([code, params, inputs], sort_keys=True)
+def memo_key(code: str, signature: str, params: dict[str, str], inputs: dict[str, str]) -> str:
+    # Lists of pairs keep the declaration order; the signature says which position is which.
+    text = json.dumps([code, signature, list(params.items()), list(inputs.items())])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Output:
-    """An output as a node left it: its version and, for a Dolt table, the commit holding it."""
+    """An output as a node left it: its version and where it is kept: for a Dolt table the
+    commit holding it, the table and the repository; for a versioned file the saved version."""
 
     version: str
     commit: str | None = None
+    table: str | None = None
+    location: str | None = None
+    saved_version: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "version": self.version,
+            "commit": self.commit,
+            "table": self.table,
+            "location": self.location,
+            "saved_version": self.saved_version,
+        }
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> Output:
+        def text(key: str) -> str | None:
+            found = value.get(key)
+            if found is not None and not isinstance(found, str):
+                raise ValueError(f"{key} is not a string")
+            return found
+
+        return cls(
+            str(value["version"]),
+            text("commit"),
+            text("table"),
+            text("location"),
+            text("saved_version"),
+        )
 
 
 @dataclass(frozen=True)
 class MemoEntry:
     node: str
     code: str
+    signature: str
     params: dict[str, str]
     inputs: dict[str, str]
     outputs: dict[str, Output]
     run_id: str
     saved_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    sealed: bool = True  # written with this user's key (rows read without it: False)
 
     @property
     def key(self) -> str:
-        return memo_key(self.code, self.params, self.inputs)
+        return memo_key(self.code, self.signature, self.params, self.inputs)
 
     def row(self) -> dict[str, str]:
-        outputs = {k: {"version": o.version, "commit": o.commit} for k, o in self.outputs.items()}
-        return {
+        outputs = {k: o.to_dict() for k, o in self.outputs.items()}
+        row = {
             "node": self.node,
             "memo_key": self.key,
             "code": self.code,
-            "params": json.dumps(self.params, sort_keys=True),
-            "inputs": json.dumps(self.inputs, sort_keys=True),
+            "signature": self.signature,
+            "params": json.dumps(list(self.params.items())),
+            "inputs": json.dumps(list(self.inputs.items())),
             "outputs": json.dumps(outputs, sort_keys=True),
             "run_id": self.run_id,
             "saved_at": self.saved_at,
         }
+        return {**row, "seal": seal(row)}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> MemoEntry | None:
         """The entry of a stored row, or None when the row is not one this version wrote
-        whole (edited by hand, truncated): such a memo means "run", never "skip"."""
+        whole (truncated, or its key does not follow from its content): such a memo means
+        "run", never "skip"."""
         try:
             outputs = {
-                name: Output(str(o["version"]), o.get("commit"))
-                for name, o in json.loads(row["outputs"]).items()
+                str(name): Output.from_dict(o) for name, o in json.loads(row["outputs"]).items()
             }
+            content = {k: row[k] for k in _COLUMNS if k != "seal"}
             entry = cls(
                 node=str(row["node"]),
                 code=str(row["code"]),
-                params=_str_dict(json.loads(row["params"])),
-                inputs=_str_dict(json.loads(row["inputs"])),
+                signature=str(row["signature"]),
+                params=_pairs(json.loads(row["params"])),
+                inputs=_pairs(json.loads(row["inputs"])),
                 outputs=outputs,
                 run_id=str(row["run_id"]),
                 saved_at=str(row["saved_at"]),
+                sealed=sealed({k: str(v) for k, v in content.items()}, row.get("seal")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
         return entry if entry.key == row.get("memo_key") else None
 
 
-def _str_dict(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ValueError("not a mapping of strings")
-    return {str(k): v for k, v in value.items()}
+def _pairs(value: Any) -> dict[str, str]:
+    if not isinstance(value, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value
+    ):
+        raise ValueError("not a list of name, version pairs")
+    return {name: version for name, version in value}
 
 
 class MemoStore:
@@ -106,6 +163,10 @@ class MemoStore:
     def __init__(self, engine: DoltEngine) -> None:
         self._engine = engine
         self._pending: list[MemoEntry] = []
+
+    @property
+    def engine(self) -> DoltEngine:
+        return self._engine
 
     @property
     def location(self) -> str:

@@ -22,26 +22,29 @@ def plan(pipeline: Any, catalog: Any, *, restore: bool = True) -> list[Decision]
     writer: dict[str, str] = {}  # a dataset a running node writes -> that node
 
     def version_of(name: str) -> str | None:
+        if name in state.memory_versions:
+            return state.memory_versions[name]  # known before its producer runs
         if name in writer:
             return None
         if name in planned:
             return planned[name]
         return state.version_of(name)
 
-    decisions = []
     for node in pipeline.nodes:
         decision = state.decide(node, version_of)
         pending = [i for i in node.inputs if i in writer]
         if decision.action == RUN and pending and decision.reason.startswith("input "):
             first = pending[0]
-            decision = dataclasses.replace(
+            explained = dataclasses.replace(
                 decision,
                 reason=f"input {first!r} is written by node {writer[first]} first "
                 "(skipped at run time if that writes the version it last read)",
             )
+            state.decisions[state.decisions.index(decision)] = explained
         if decision.action == RUN:
+            for producer, _ in state.needed(node):
+                writer.update({o: producer.name for o in producer.outputs})
             writer.update({o: node.name for o in node.outputs})
         elif decision.action == RESTORE and decision.entry is not None:
             planned.update({o: decision.entry.outputs[o].version for o in node.outputs})
-        decisions.append(decision)
-    return decisions
+    return list(state.decisions)

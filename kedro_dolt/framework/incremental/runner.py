@@ -59,10 +59,12 @@ class _Incremental:
         pool = runner._get_executor(runner._get_required_workers_count(pipeline))
         done: set[Any] = set()
 
-        def finish(node: Any, decision: Decision) -> None:
+        def finish(node: Any, decision: Decision, *, ran: bool = True) -> None:
             done.add(node)
             runner._logger.info("Completed %d out of %d tasks", len(done), len(nodes))
-            runner._release_datasets(node, catalog, load_counts, pipeline)
+            if ran or not decision.deferred:
+                runner._release_datasets(node, catalog, load_counts, pipeline)
+            # A deferred node keeps its inputs until the run ends: it may still have to run.
 
         def task(node: Any) -> Task:
             return Task(
@@ -77,19 +79,29 @@ class _Incremental:
             if pool is None:
                 for node in nodes:
                     decision = state.decide(node)
-                    if decision.action == RUN or not state.settle(node, decision):
-                        try:
-                            task(node).execute()
-                        except Exception:
-                            runner._suggest_resume_scenario(pipeline, done, catalog)
-                            raise
-                        state.ran(node, decision)
-                        runner._logger.info("Completed node: %s", node.name)
+                    if decision.action != RUN and state.settle(node, decision):
+                        finish(node, decision, ran=False)
+                        continue
+                    for producer, why in state.needed(node):
+                        self._execute(task(producer), pipeline, done, catalog)
+                        state.ran(producer, why)
+                        runner._release_datasets(producer, catalog, load_counts, pipeline)
+                    self._execute(task(node), pipeline, done, catalog)
+                    state.ran(node, decision)
+                    runner._logger.info("Completed node: %s", node.name)
                     finish(node, decision)
                 return
             self._pooled(pool, pipeline, state, task, finish, done)
         finally:
             state.close()
+
+    def _execute(self, one: Task, pipeline: Pipeline, done: set[Any], catalog: Any) -> None:
+        try:
+            one.execute()
+        except Exception:
+            runner: Any = self
+            runner._suggest_resume_scenario(pipeline, done, catalog)
+            raise
 
     def _pooled(
         self, pool: Any, pipeline: Pipeline, state: RunState, task: Any, finish: Any, done: set[Any]
@@ -98,6 +110,20 @@ class _Incremental:
         deps = pipeline.node_dependencies
         todo = set(deps)
         running: dict[Future[Any], tuple[Any, Decision]] = {}
+
+        def submit(executor: Any, node: Any) -> Future[Any]:
+            one = task(node)
+            if isinstance(executor, ProcessPoolExecutor):
+                one.parallel = True
+            return executor.submit(one)  # type: ignore[no-any-return]
+
+        def result(future: Future[Any]) -> None:
+            try:
+                future.result()
+            except Exception:
+                runner._suggest_resume_scenario(pipeline, done, state.catalog)
+                raise
+
         with pool as executor:
             while True:
                 ready = {n for n in todo if deps[n] <= done}
@@ -105,12 +131,14 @@ class _Incremental:
                 for node in sorted(ready, key=lambda n: n.name):
                     decision = state.decide(node)
                     if decision.action != RUN and state.settle(node, decision):
-                        finish(node, decision)
+                        finish(node, decision, ran=False)
                         continue
-                    one = task(node)
-                    if isinstance(executor, ProcessPoolExecutor):
-                        one.parallel = True
-                    running[executor.submit(one)] = (node, decision)
+                    # Deferred producers it needs run first, one after the other (rare:
+                    # a node that runs after its in-memory inputs' producers were skipped).
+                    for producer, why in state.needed(node):
+                        result(submit(executor, producer))
+                        state.ran(producer, why)
+                    running[submit(executor, node)] = (node, decision)
                 if ready and not running:
                     continue  # settled nodes may have made others ready
                 if not running:
@@ -120,11 +148,7 @@ class _Incremental:
                 finished, _ = wait(set(running), return_when=FIRST_COMPLETED)
                 for future in finished:
                     node, decision = running.pop(future)
-                    try:
-                        future.result()
-                    except Exception:
-                        runner._suggest_resume_scenario(pipeline, done, state.catalog)
-                        raise
+                    result(future)
                     state.ran(node, decision)
                     runner._logger.info("Completed node: %s", node.name)
                     finish(node, decision)

@@ -1,4 +1,5 @@
-"""One incremental run's state: the memos it read, the decisions it made, the memos it adds."""
+"""One incremental run's state: the memos it read, the decisions it made, the memos it adds,
+and the nodes it deferred (in-memory outputs made only when a node that runs needs them)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from kedro.io.core import DatasetError
 from .. import context
 from .decide import RESTORE, RUN, SKIP, Decision, decide
 from .memo import MemoEntry, MemoStore, Output
+from .outputs import MEMORY, output_kind, record, restore
+from .trust import untrusted
 from .versions import dataset_version, is_dolt, is_params, params_version, save_known
 
 logger = logging.getLogger("kedro_dolt.incremental")
@@ -38,6 +41,18 @@ def memo_store(pipeline: Any, catalog: Any) -> MemoStore | None:
     return MemoStore(engines[location])
 
 
+def _pull_first(pipeline: Any, catalog: Any) -> None:
+    """Pull every input that pulls from a remote before anything is decided: a pull moves
+    the local branch, which other datasets on the same table read too."""
+    for name in sorted(pipeline.datasets()):
+        try:
+            dataset = catalog.get(name, fallback_to_runtime_pattern=True)
+            if is_dolt(dataset) and dataset.pulls:
+                dataset.table_version(pull=True)
+        except DatasetError:
+            continue  # the node that loads it fails with the pull's own message
+
+
 @dataclass
 class RunState:
     pipeline: Any
@@ -47,17 +62,27 @@ class RunState:
     store: MemoStore | None
     memos: dict[str, list[MemoEntry]]
     decisions: list[Decision] = field(default_factory=list)
+    memory_versions: dict[str, str | None] = field(default_factory=dict)
+    deferred: dict[str, tuple[Any, Decision]] = field(default_factory=dict)
+    _trust: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     @classmethod
     def start(cls, pipeline: Any, catalog: Any, *, run_id: str | None, restore: bool) -> RunState:
+        _pull_first(pipeline, catalog)
         store = memo_store(pipeline, catalog)
         memos = store.read() if store is not None else {}
         return cls(pipeline, catalog, run_id, restore, store, memos)
 
+    def dataset(self, name: str) -> Any:
+        return self.catalog.get(name, fallback_to_runtime_pattern=True)
+
     def version_of(self, name: str) -> str | None:
         if is_params(name):
             return params_version(self.catalog.load(name))
-        return dataset_version(self.catalog.get(name, fallback_to_runtime_pattern=True))
+        dataset = self.dataset(name)
+        if output_kind(dataset) == MEMORY:
+            return self.memory_versions.get(name)  # from its producer's decision
+        return dataset_version(dataset)
 
     def decide(self, node: Any, version_of: Callable[[str], str | None] | None = None) -> Decision:
         if self.store is None:
@@ -69,14 +94,56 @@ class RunState:
                 memos=self.memos,
                 version_of=_cached(version_of or self.version_of),
                 restore=self.restore,
+                free_outputs=self.pipeline.outputs(),
+                trust=self.trusted,
             )
+        for name in node.outputs:
+            if output_kind(self.dataset(name)) == MEMORY:
+                self.memory_versions[name] = decision.memory_version(name)
+        if decision.deferred:
+            self.deferred[node.name] = (node, decision)
         self.decisions.append(decision)
         logger.info("kedro-dolt incremental: %s", decision.describe(), extra=_NO_MARKUP)
         return decision
 
+    def trusted(self, node: Any, entry: MemoEntry) -> str | None:
+        """None when ``entry`` verifies, else why not (remembered for the run)."""
+        key = (node.name, entry.key)
+        if key not in self._trust:
+            self._trust[key] = untrusted(node, entry, self.dataset)
+        return self._trust[key]
+
+    def needed(self, node: Any) -> list[tuple[Any, Decision]]:
+        """The deferred nodes that must run before ``node`` (which runs) can: the producers
+        of its in-memory inputs, theirs first. Each is taken out of the deferred ones and
+        its decision becomes "run"."""
+        found: list[tuple[Any, Decision]] = []
+        for name in node.inputs:
+            producer = self._deferred_producer(name)
+            if producer is None:
+                continue
+            deferred, decision = self.deferred.pop(producer.name)
+            found += self.needed(deferred)
+            ran = dataclasses.replace(
+                decision,
+                action=RUN,
+                deferred=False,
+                reason=f"its in-memory output {name!r} is needed by node {node.name}, which runs",
+            )
+            self.decisions[self.decisions.index(decision)] = ran
+            logger.info("kedro-dolt incremental: %s", ran.describe(), extra=_NO_MARKUP)
+            found.append((deferred, ran))
+        return found
+
+    def _deferred_producer(self, name: str) -> Any | None:
+        for producer, _ in self.deferred.values():
+            if name in producer.outputs:
+                return producer
+        return None
+
     def ran(self, node: Any, decision: Decision) -> None:
         """After ``node`` ran: remember it, if its inputs stayed what was decided on."""
-        if self.store is None or decision.code is None or decision.inputs is None:
+        if self.store is None or decision.key is None or decision.inputs is None:
             return
         now = {n: self.version_of(n) for n in node.inputs if not is_params(n)}
         if now != dict(decision.inputs):
@@ -86,16 +153,18 @@ class RunState:
                 node.name,
             )
             return
-        outputs = {}
+        outputs: dict[str, Output] = {}
         for name in node.outputs:
-            output = self._output(name)
+            output = record(self.dataset(name), decision.memory_version(name))
             if output is None:
-                return
+                return  # no memo: the node runs next time
             outputs[name] = output
+        assert decision.code is not None and decision.signature is not None
         self.store.add(
             MemoEntry(
                 node=node.name,
                 code=decision.code,
+                signature=decision.signature,
                 params=dict(decision.params or {}),
                 inputs=dict(decision.inputs),
                 outputs=outputs,
@@ -103,19 +172,10 @@ class RunState:
             )
         )
 
-    def _output(self, name: str) -> Output | None:
-        dataset = self.catalog.get(name, fallback_to_runtime_pattern=True)
-        version = dataset_version(dataset)
-        if version is None:
-            return None
-        try:
-            return Output(version, dataset.head_commit() if is_dolt(dataset) else None)
-        except DatasetError:
-            return None  # no memo: the node runs next time
-
     def settle(self, node: Any, decision: Decision) -> bool:
-        """A node that does not run: skipped as it is, or its outputs restored. False when a
-        restore failed (the commit is not in this clone, ...): then the node must run."""
+        """A node that does not run: skipped as it is, or its persistent outputs restored.
+        False when a restore failed or did not give back the recorded version (the commit is
+        not in this clone, a kept copy is gone, ...): then the node must run."""
         if decision.action == SKIP:
             return True
         assert decision.action == RESTORE and decision.entry is not None
@@ -123,24 +183,27 @@ class RunState:
         context.set_restored_from(decision.entry.run_id)
         try:
             for name in node.outputs:
-                dataset = self.catalog.get(name, fallback_to_runtime_pattern=True)
-                context.set_dataset(name)
-                commit = decision.entry.outputs[name].commit
-                assert commit is not None  # decide() restores only outputs with a commit
-                dataset.save(dataset.load_at(commit))
-        except DatasetError as exc:
+                dataset = self.dataset(name)
+                if output_kind(dataset) == MEMORY:
+                    continue
+                if not restore(name, dataset, decision.entry.outputs[name]):
+                    raise DatasetError(f"output {name!r} did not get the recorded version back")
+        except (DatasetError, OSError) as exc:
             logger.warning(
                 "kedro-dolt incremental: restoring node %s failed (%s); running it instead",
                 node.name,
                 exc,
             )
             ran = dataclasses.replace(
-                decision, action=RUN, reason=f"restore from run {decision.from_run} failed"
+                decision,
+                action=RUN,
+                deferred=False,
+                reason=f"restore from run {decision.from_run} failed",
             )
             self.decisions[self.decisions.index(decision)] = ran
+            self.deferred.pop(node.name, None)
             return False
         finally:
-            context.set_dataset(None)
             context.set_restored_from(None)
             context.set_node(None)
         self.ran(node, decision)

@@ -1,12 +1,24 @@
 """The version of a dataset as the memo records it, or None when it cannot be established.
 
+A version is ``<content>#cfg:<configuration>``: what the dataset holds now and how it is read
+and written (its type and catalog entry: ``load_args``, ``save_args``, a table's key, a
+file's separator...). The same content read with other ``load_args`` is another input; an
+output saved with other ``save_args`` is another output.
+
+The content:
+
 * a :class:`DoltTableDataset`: ``dolt:<table hash>`` of the version a load would read now
-  (``dolt_hashof_table``: equal hashes, equal schema and rows);
-* a dataset with a local, unversioned ``filepath`` (a file or a directory): ``file:<sha256>``
-  of its content, remembered by path, size and mtime as DVC does (in ``file-hashes.json``
-  beside the load cache directory), so an unchanged file is not read again;
+  (``dolt_hashof_table``: equal hashes, equal schema and rows), after the pull a load would
+  do when the dataset pulls from a remote;
+* a dataset with a local ``filepath`` (a file or a directory): ``file:<sha256>`` of the
+  content a load reads now: for a versioned dataset the latest saved version (or the one
+  ``--load-versions`` pins). File hashes are remembered by path, size and mtime as DVC does
+  (in ``file-hashes.json`` beside the load cache directory). A pickle also names the code of
+  the classes it holds (``code.globals_fingerprint``): a changed method of a pickled project
+  object is another input;
 * ``parameters`` and ``params:...``: ``params:<sha256>`` of the value;
-* anything else (memory, remote files, versioned files, APIs): None.
+* anything else (memory, remote files, APIs): None here (memory outputs get the version of how
+  they are made, see :mod:`.chains`).
 """
 
 from __future__ import annotations
@@ -24,11 +36,14 @@ from kedro.io.core import DatasetError
 
 from ...datasets import DoltTableDataset
 from ...engine import load_cache
+from .canonical import NotStable, stable_digest
+from .pickled import pickle_refs
 
 _CHUNK = 1 << 20
 _lock = threading.Lock()
 _file_hashes: dict[str, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256)
 _loaded = False
+_PICKLE_TYPES = ("PickleDataset",)
 
 
 def is_params(name: str) -> bool:
@@ -36,15 +51,26 @@ def is_params(name: str) -> bool:
 
 
 def params_version(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=repr)
-    return "params:" + hashlib.sha256(text.encode()).hexdigest()
+    """The version of a params value; any value Kedro accepts (integer keys included)."""
+    try:
+        return "params:" + stable_digest(value)
+    except NotStable:  # an object from a custom resolver: by its repr, as before
+        return "params:" + hashlib.sha256(repr(value).encode()).hexdigest()
 
 
 def dataset_version(dataset: Any) -> str | None:
     """The version of ``dataset`` now, or None (see the module docstring)."""
+    content = content_version(dataset)
+    if content is None:
+        return None
+    config = config_version(dataset)
+    return None if config is None else f"{content}#cfg:{config}"
+
+
+def content_version(dataset: Any) -> str | None:
     if isinstance(dataset, DoltTableDataset):
         try:
-            found = dataset.table_version()
+            found = dataset.table_version(pull=True)
         except DatasetError:
             return None
         return f"dolt:{found}" if found else None
@@ -52,23 +78,73 @@ def dataset_version(dataset: Any) -> str | None:
     if path is None:
         return None
     digest = content_hash(path)
-    return f"file:{digest}" if digest else None
+    if digest is None:
+        return None
+    if type(dataset).__name__ in _PICKLE_TYPES:
+        code = _pickled_code(path, digest)
+        return None if code is None else f"file:{digest}+code:{code}"
+    return f"file:{digest}"
+
+
+def content_of(version: str | None) -> str | None:
+    """The content part of a version (without its configuration)."""
+    return version.split("#cfg:", 1)[0] if version else None
+
+
+def config_version(dataset: Any) -> str | None:
+    """A digest of the dataset's type and the arguments the catalog built it with: how it is
+    read and written. Not where it is (the content's hash says what is there, and a project
+    moved or cloned elsewhere holds the same data), nor its Kedro version (new each run), nor
+    credentials (secrets); None when they have no stable encoding."""
+    init = getattr(dataset, "_init_args", None)
+    if not isinstance(init, dict):
+        return None  # not built by AbstractDataset's constructor: unknown configuration
+    config = {k: v for k, v in init.items() if k not in _NOT_CONFIG}
+    kind = f"{type(dataset).__module__}.{type(dataset).__qualname__}"
+    try:
+        return stable_digest([kind, _plain(config)])
+    except NotStable:
+        return None
+
+
+_NOT_CONFIG = frozenset({"version", "metadata", "credentials", "filepath", "path", "database"})
+
+
+def _plain(value: Any) -> Any:
+    """Paths as strings, so a PurePosixPath and a str of the same path are the same."""
+    if isinstance(value, PurePosixPath | Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def is_dolt(dataset: Any) -> bool:
     return isinstance(dataset, DoltTableDataset)
 
 
+def is_versioned_file(dataset: Any) -> bool:
+    return local_path(dataset) is not None and getattr(dataset, "_version", None) is not None
+
+
 def local_path(dataset: Any) -> Path | None:
-    """The local file or directory of an unversioned file dataset, else None."""
+    """The local file or directory a load of a file dataset reads now, else None (a remote
+    file, no file, or a versioned dataset without any version yet)."""
     filepath = getattr(dataset, "_filepath", None)
     if not isinstance(filepath, PurePosixPath | Path | str):
         return None
     if getattr(dataset, "_protocol", "file") not in ("file", None, ""):
         return None
-    if getattr(dataset, "_version", None) is not None:  # versioned: which version is unknown
+    if getattr(dataset, "_version", None) is None:
+        return Path(str(filepath))
+    try:
+        # The latest version may be one this run saved: look again, not at Kedro's cache.
+        dataset._cached_load_version = None
+        return Path(str(dataset._get_load_path()))
+    except Exception:  # no version saved yet: nothing to compare
         return None
-    return Path(str(filepath))
 
 
 def content_hash(path: Path) -> str | None:
@@ -82,6 +158,17 @@ def content_hash(path: Path) -> str | None:
             digest.update(f"{child.relative_to(path).as_posix()}\0{part}\n".encode())
         return digest.hexdigest()
     return _file_hash(path)
+
+
+def _pickled_code(path: Path, digest: str) -> str | None:
+    """The fingerprint of the code a pickle's objects run (their classes and functions)."""
+    from .code import globals_fingerprint
+
+    refs = pickle_refs(path, digest)
+    if refs is None:
+        return None
+    found, _ = globals_fingerprint(refs)
+    return found
 
 
 def _store() -> Path:
@@ -139,14 +226,17 @@ def _file_hash(path: Path) -> str | None:
 
 
 def short(version: str | None) -> str:
-    """``dolt:0123456789...`` -> ``01234567`` for messages."""
+    """``dolt:0123456789...#cfg:...`` -> ``01234567`` for messages."""
     if not version:
         return "none"
-    return version.split(":", 1)[-1][:8]
+    return (content_of(version) or "").split(":", 1)[-1][:8]
 
 
 __all__ = [
+    "config_version",
     "content_hash",
+    "content_of",
+    "content_version",
     "dataset_version",
     "is_params",
     "local_path",

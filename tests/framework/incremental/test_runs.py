@@ -3,21 +3,24 @@ of what is skipped, restored and run (README, "Incremental runs")."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from kedro_dolt.framework.incremental.memo import MEMO_BRANCH, MEMO_TABLE
+from kedro_dolt.framework.incremental.memo import MEMO_BRANCH, MEMO_TABLE, MemoEntry
 from kedro_dolt.versioning.commits import parse_trailers
 from tests.conftest import dolt, dolt_rows
 from tests.support.incremental_project import NODES, incremental_project, run, run_may_fail
 from tests.support.kedro_project import kedro_cli
 
 ALL = ["double", "to_memory", "from_memory", "total", "report", "stamp"]
-# Nodes that run every time: an in-memory output, an in-memory input, the always_run tag.
-ALWAYS = ["to_memory", "from_memory", "stamp"]
+# The node that runs every time: the always_run tag (the in-memory chain to_memory ->
+# from_memory skips as a unit).
+ALWAYS = ["stamp"]
+MEMORY_CHAIN = ["to_memory", "from_memory"]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_an_unchanged_rerun_skips_and_the_plan_says_so(project):
         **{n: "skip" for n in ALL},
         **{n: "run" for n in ALWAYS},
     }
-    assert "no version to check (MemoryDataset)" in planned["to_memory"]["reason"]
+    assert "in-memory outputs are made only if" in planned["to_memory"]["reason"]
     assert "always-run" in planned["stamp"]["reason"]
     ran, log = run(project)
     assert ran == ALWAYS
@@ -104,14 +107,14 @@ def test_a_comment_only_edit_skips_a_code_edit_reruns_it_and_its_consumers(proje
     helpers.write_text(helpers.read_text().replace("values * factor", "values * factor + 1"))
     assert plan(project)["double"]["reason"] == "code changed"
     ran, log = run(project)
-    assert ran == ["double", "to_memory", "from_memory", "total", "report", "stamp"]
+    assert ran == ["double", "total", "report", "stamp"]
     assert reasons(log)["double"] == "run: code changed"
     assert reasons(log)["total"].startswith("run: input 'doubled' changed ")
 
 
 def test_a_params_change_reruns(project):
     ran, log = run(project, "--params", "factor=3")
-    assert ran == ["double", *ALWAYS[:2], "total", "report", "stamp"]
+    assert ran == ["double", "total", "report", "stamp"]
     assert reasons(log)["double"] == "run: params changed (params:factor)"
 
 
@@ -121,17 +124,21 @@ def test_input_changed_by_sql_reruns_and_a_revert_restores(project):
     planned = plan(project)
     assert planned["double"]["reason"].startswith("input 'raw' changed ")
     assert "written by node double first" in planned["total"]["reason"]
-    ran, _ = run(project)
-    assert ran == ["double", *ALWAYS[:2], "total", "report", "stamp"]
+    ran, log = run(project)
+    # raw changed: to_memory's in-memory output is another, so from_memory runs and needs it.
+    assert ran == ["double", *MEMORY_CHAIN, "total", "report", "stamp"]
+    assert "is needed by node from_memory, which runs" in reasons(log)["to_memory"]
     assert table(project, "doubled") != first
     sql(project, "UPDATE raw SET x = 1 WHERE id = 1; CALL DOLT_COMMIT('-am', 'revert raw');")
     planned = plan(project)
     assert planned["double"]["action"] == "restore"
     assert planned["total"]["action"] == "restore"  # planned at its restored input version
     ran, log = run(project)
-    # double and total are restored from history without running; report's CSV cannot be.
-    assert ran == [*ALWAYS[:2], "report", "stamp"]
+    # double and total are restored from history, report's CSV from its kept copy; the
+    # in-memory chain matches its first run's memo again.
+    assert ran == ALWAYS
     assert reasons(log)["double"].startswith("restore: ")
+    assert reasons(log)["report"].startswith("restore: ")
     assert table(project, "doubled") == first
     full = dolt(warehouse(project), "log", "-n", "1", "--", "doubled")
     assert parse_trailers(full).get("restored_from")  # the run the version comes from
@@ -158,7 +165,7 @@ def test_an_output_edited_or_dropped_by_hand_reruns(project):
     assert "changed outside the pipeline" in reasons(log)["double"]
     sql(project, "DROP TABLE totals; CALL DOLT_COMMIT('-am', 'dropped');")
     ran, log = run(project)
-    assert ran == [*ALWAYS[:2], "total", "stamp"]  # totals rewritten the same: report fresh
+    assert ran == ["total", "stamp"]  # totals rewritten the same: report fresh
     assert "changed outside the pipeline" in reasons(log)["total"]
 
 
@@ -167,14 +174,14 @@ def test_early_cutoff_an_unchanged_result_leaves_consumers_fresh(project):
     # totals table, and report stays fresh.
     sql(project, "UPDATE raw SET x = 4 - x WHERE id IN (1, 3); CALL DOLT_COMMIT('-am', 'swap');")
     ran, log = run(project)
-    assert ran == ["double", *ALWAYS[:2], "total", "stamp"]
+    assert ran == ["double", *MEMORY_CHAIN, "total", "stamp"]
     assert reasons(log)["report"].startswith("skip: fresh")
 
 
 def test_a_file_input_change_reruns_its_consumer(project):
     (project / "data" / "labels.csv").write_text("label\na\nb\nc\n")
     ran, log = run(project)
-    assert ran == [*ALWAYS[:2], "report", "stamp"]
+    assert ran == ["report", "stamp"]
     assert reasons(log)["report"].startswith("run: input 'labels' changed ")
 
 
@@ -271,19 +278,35 @@ def test_on_the_server_engine(tmp_path, shared_server):
     assert reasons(log)["double"].startswith("run: input 'raw' changed ")
 
 
+def _rewrite_memo(project: Path, node: str, change) -> None:
+    """Rewrite ``node``'s memo rows with ``change(entry) -> entry``, sealed with this user's
+    key (what kedro-dolt itself would write), and commit them on the memo branch."""
+    repo = warehouse(project)
+    found = dolt_rows(repo, f"SELECT * FROM `{MEMO_TABLE}` AS OF '{MEMO_BRANCH}'")
+    dolt(repo, "checkout", MEMO_BRANCH)
+    for row in found:
+        entry = MemoEntry.from_row(row)
+        if entry is None or entry.node != node:
+            continue
+        assert entry.sealed
+        new = change(entry).row()
+        values = ", ".join(f"{k} = '{v}'" for k, v in new.items() if k not in ("node", "memo_key"))
+        sql(project, f"UPDATE `{MEMO_TABLE}` SET {values} WHERE memo_key = '{row['memo_key']}';")
+    sql(project, "CALL DOLT_COMMIT('-am', 'memo rewritten');")
+    dolt(repo, "checkout", "main")
+
+
 def test_a_restore_that_cannot_happen_runs_the_node(project):
     sql(project, "UPDATE raw SET x = 10 WHERE id = 1; CALL DOLT_COMMIT('-am', 'edit');")
     run(project)
     sql(project, "UPDATE raw SET x = 1 WHERE id = 1; CALL DOLT_COMMIT('-am', 'revert');")
-    # The memo of the first run names a commit this repository does not have.
-    repo = warehouse(project)
-    dolt(repo, "checkout", MEMO_BRANCH)
-    sql(
-        project,
-        f"UPDATE `{MEMO_TABLE}` SET outputs = JSON_SET(CAST(outputs AS JSON), '$.doubled.commit', "
-        f"'{'v' * 32}') WHERE node = 'double'; CALL DOLT_COMMIT('-am', 'x');",
-    )
-    dolt(repo, "checkout", "main")
+
+    # A sealed memo of the first run that names a commit this repository does not have.
+    def missing_commit(entry: MemoEntry) -> MemoEntry:
+        doubled = dataclasses.replace(entry.outputs["doubled"], commit="v" * 32)
+        return dataclasses.replace(entry, outputs={**entry.outputs, "doubled": doubled})
+
+    _rewrite_memo(project, "double", missing_commit)
     ran, log = run(project)
     assert "double" in ran
     assert "running it instead" in log
@@ -291,6 +314,24 @@ def test_a_restore_that_cannot_happen_runs_the_node(project):
     nodes = {n["node"]: n for n in json.loads(manifest.read_text())["nodes"]}
     assert nodes["double"]["action"] == "run"
     assert nodes["double"]["reason"].startswith("restore from run ")
+
+
+def test_a_memo_row_edited_by_hand_is_not_trusted(project):
+    repo = warehouse(project)
+    dolt(repo, "checkout", MEMO_BRANCH)
+    # The row still derives its own key, but the edit breaks its seal and the commit it now
+    # names does not hold the version it claims.
+    sql(
+        project,
+        f"UPDATE `{MEMO_TABLE}` SET outputs = JSON_SET(CAST(outputs AS JSON), "
+        "'$.doubled.commit', dolt_hashof('main')) WHERE node = 'double'; "
+        "CALL DOLT_COMMIT('-am', 'x');",
+    )
+    dolt(repo, "checkout", "main")
+    ran, log = run(project)
+    assert "double" in ran
+    assert reasons(log)["double"].startswith("run: its memo of run ")
+    assert "not trusted" in reasons(log)["double"]
 
 
 def test_load_versions_and_run_level_branches_are_honoured(project):

@@ -25,7 +25,7 @@ def test_a_file_version_follows_its_content(tmp_path):
     path.write_text("x\n1\n")
     dataset = CSVDataset(filepath=str(path))
     first = versions.dataset_version(dataset)
-    assert first and first.startswith("file:")
+    assert first and first.startswith("file:") and "#cfg:" in first
     path.write_text("x\n2\n")
     os.utime(path, ns=(1, 10**18))  # a different mtime: hashed again
     assert versions.dataset_version(dataset) not in (None, first)
@@ -65,6 +65,9 @@ def test_what_cannot_be_versioned_has_no_version(tmp_path):
 def test_params_versions_follow_values():
     assert versions.params_version({"a": 1}) == versions.params_version({"a": 1})
     assert versions.params_version({"a": 1}) != versions.params_version({"a": 2})
+    # Any params Kedro accepts: integer keys, mixed with strings (YAML allows both).
+    assert versions.params_version({1: "a", "b": 2}) != versions.params_version({1: "a", "b": 3})
+    assert versions.params_version({1: "a"}) != versions.params_version({"1": "a"})
     assert versions.is_params("params:a") and versions.is_params("parameters")
     assert not versions.is_params("paramsx")
 
@@ -76,3 +79,36 @@ def test_a_unreadable_store_means_hashing_again(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("x\n1\n")
     assert versions.content_hash(path) == hashlib.sha256(b"x\n1\n").hexdigest()
+
+
+def test_the_catalog_configuration_is_part_of_a_version(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("x;y\n1;2\n")
+    comma = versions.dataset_version(CSVDataset(filepath=str(path)))
+    semicolon = versions.dataset_version(CSVDataset(filepath=str(path), load_args={"sep": ";"}))
+    assert comma and semicolon and comma != semicolon
+    assert versions.content_of(comma) == versions.content_of(semicolon)
+    saved = versions.dataset_version(CSVDataset(filepath=str(path), save_args={"index": True}))
+    assert saved != comma
+
+
+def test_a_versioned_file_has_the_version_a_load_reads(tmp_path):
+    from kedro.io import Version
+
+    first = CSVDataset(
+        filepath=str(tmp_path / "v.csv"), version=Version(None, "2026-01-01T00.00.00.000Z")
+    )
+    assert versions.dataset_version(first) is None  # nothing saved yet
+    import pandas as pd
+
+    first.save(pd.DataFrame({"x": [1]}))
+    v1 = versions.dataset_version(first)
+    second = CSVDataset(
+        filepath=str(tmp_path / "v.csv"), version=Version(None, "2026-01-02T00.00.00.000Z")
+    )
+    second.save(pd.DataFrame({"x": [2]}))
+    assert versions.dataset_version(first) not in (None, v1)  # the latest, not a stale cache
+    pinned = CSVDataset(
+        filepath=str(tmp_path / "v.csv"), version=Version("2026-01-01T00.00.00.000Z", None)
+    )
+    assert versions.dataset_version(pinned) == v1
