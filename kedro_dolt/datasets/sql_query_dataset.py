@@ -117,6 +117,21 @@ class DoltSQLQueryDataset(AbstractDataset[None, pd.DataFrame]):
         )
         return result.frame
 
+    def query_version(self) -> str | None:
+        """What the result depends on now: the hashes of the tables the query reads at its
+        ref (``dolt_*`` system tables: the commit itself); None when the query reads other
+        versions or databases, whose state no hash here pins."""
+        from ..engine.sql_policy import tables_read
+
+        tables = tables_read(self._sql)
+        if tables is None:
+            return None
+        commit = self._engine.resolve(self._ref or "HEAD")
+        if any(t.startswith("dolt_") for t in tables):
+            return f"commit:{commit}"  # history and branches, not one table's rows
+        hashes = [f"{t}={self._engine.table_hash(t, ref=commit)}" for t in tables]
+        return "tables:" + ",".join(hashes)
+
     def save(self, data: None) -> NoReturn:
         raise DatasetError(
             "DoltSQLQueryDataset is read-only. Fix: save through a DoltTableDataset instead."

@@ -325,6 +325,45 @@ def read_only_statement(sql: str) -> str:
     return _render(sql, tokens)
 
 
+_UNPINNED_FUNCTIONS = frozenset(
+    {
+        "rand",
+        "uuid",
+        "currentdate",
+        "currenttime",
+        "currenttimestamp",
+        "currentdatetime",
+        "currentuser",
+        "currentschema",
+        "unixtimestamp",
+        "timestamptrunc",
+    }
+)
+
+
+def tables_read(sql: str) -> list[str] | None:
+    """The tables of its own database a checked query reads (lower case, sorted); None when
+    it reads anything a table version at its ref does not pin: another database or branch
+    (`` `db/b`.t ``), ``AS OF``, a table function (``dolt_diff(...)``)."""
+    tree = _parse(sql, _statement_tokens(_tokens(sql)))
+    for call in tree.find_all(exp.Func):
+        # Functions sqlglot does not know (dolt_hashof(), active_branch(), ...) may read
+        # branches or the session; clocks and random numbers change by themselves.
+        if isinstance(call, exp.Anonymous) or call.key in _UNPINNED_FUNCTIONS:
+            return None
+    ctes = {cte.alias.lower() for cte in tree.find_all(exp.CTE)}
+    names: set[str] = set()
+    for table in tree.find_all(exp.Table):
+        pinned = not (
+            table.args.get("db") or table.args.get("catalog") or table.args.get("version")
+        )
+        if not pinned or not isinstance(table.this, exp.Identifier):
+            return None
+        if table.name.lower() not in ctes:
+            names.add(table.name.lower())
+    return sorted(names)
+
+
 # How long a query waits for a writer (a save, another dolt process) to finish; a
 # `dolt sql-server` or an open `dolt sql` shell holds the lock for as long as it runs.
 STORAGE_LOCK_TIMEOUT = 10.0

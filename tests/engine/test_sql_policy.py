@@ -18,6 +18,7 @@ from kedro_dolt.engine.sql_policy import (
     READ_ONLY_DOLT_FUNCTIONS,
     read_only_statement,
     storage_read_only,
+    tables_read,
 )
 from tests.conftest import dolt, dolt_rows
 
@@ -158,3 +159,23 @@ class TestStorageReadOnly:
                 pass
         finally:
             os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables"),
+    [
+        ("SELECT a FROM t JOIN u ON t.x = u.x", ["t", "u"]),
+        ("WITH c AS (SELECT * FROM T) SELECT * FROM c", ["t"]),
+        ("SELECT (SELECT MAX(x) FROM z) FROM t", ["t", "z"]),
+        ("SELECT * FROM dolt_log", ["dolt_log"]),
+        # what no table version at the query's ref pins
+        ("SELECT * FROM t AS OF 'v1'", None),
+        ("SELECT * FROM `db/main`.t", None),
+        ("SELECT * FROM dolt_diff('a', 'b', 't')", None),
+        ("SELECT dolt_hashof('main') AS h", None),
+        ("SELECT NOW(), x FROM t", None),
+        ("SELECT RAND() FROM t", None),
+    ],
+)
+def test_the_tables_a_query_reads(sql, tables):
+    assert tables_read(sql) == tables

@@ -134,14 +134,14 @@ class TestDemo:
         [plan] = [x for x in sections if x.startswith("kedro dolt plan")]
         assert "run clean: no memo" in first
         assert re.search(r"clean\s+skip\s+fresh \(memo of run ", plan)
-        assert "1 to run, 4 to skip, 0 to restore." in plan
-        for node in ("ingest", "clean", "build_features", "build_metrics"):
+        assert "0 to run, 5 to skip, 0 to restore." in plan
+        # report reads a SQL query: versioned by the tables the query reads.
+        for node in ("ingest", "clean", "build_features", "build_metrics", "report"):
             assert f"skip {node}: fresh" in second
-        assert "run report: input 'station_rainfall' has no version" in second
         memos = demo_rows(
-            project, "SELECT COUNT(*) AS n FROM kedro_dolt_memo AS OF 'kedro-dolt-memo'"
+            project, "SELECT COUNT(*) AS n FROM kedro_dolt_memos AS OF 'kedro-dolt-memo'"
         )
-        assert memos[0]["n"] == 4
+        assert memos[0]["n"] == 5
 
     def test_rerun_starts_from_scratch(self, demo):
         project, _ = demo

@@ -16,6 +16,8 @@ The content:
   (in ``file-hashes.json`` beside the load cache directory). A pickle also names the code of
   the classes it holds (``code.globals_fingerprint``): a changed method of a pickled project
   object is another input;
+* a :class:`DoltSQLQueryDataset`: the hashes of the tables its query reads at its ref (the
+  commit when it reads ``dolt_*`` system tables; None when it reads other versions);
 * ``parameters`` and ``params:...``: ``params:<sha256>`` of the value;
 * anything else (memory, remote files, APIs): None here (memory outputs get the version of how
   they are made, see :mod:`.chains`).
@@ -34,7 +36,7 @@ from typing import Any
 
 from kedro.io.core import DatasetError
 
-from ...datasets import DoltTableDataset
+from ...datasets import DoltSQLQueryDataset, DoltTableDataset
 from ...engine import load_cache
 from .canonical import NotStable, stable_digest
 from .pickled import pickle_refs
@@ -68,6 +70,12 @@ def dataset_version(dataset: Any) -> str | None:
 
 
 def content_version(dataset: Any) -> str | None:
+    if isinstance(dataset, DoltSQLQueryDataset):
+        try:
+            found = dataset.query_version()
+        except DatasetError:
+            return None
+        return None if found is None else "query:" + hashlib.sha256(found.encode()).hexdigest()
     if isinstance(dataset, DoltTableDataset):
         try:
             found = dataset.table_version(pull=True)

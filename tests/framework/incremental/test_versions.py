@@ -112,3 +112,28 @@ def test_a_versioned_file_has_the_version_a_load_reads(tmp_path):
         filepath=str(tmp_path / "v.csv"), version=Version("2026-01-01T00.00.00.000Z", None)
     )
     assert versions.dataset_version(pinned) == v1
+
+
+def test_a_query_is_versioned_by_the_tables_it_reads(tmp_path):
+    from kedro_dolt import DoltSQLQueryDataset
+    from tests.conftest import dolt
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    dolt(repo, "init")
+    dolt(
+        repo,
+        "sql",
+        "-q",
+        "CREATE TABLE t (id INT PRIMARY KEY, x INT); CREATE TABLE u (id INT PRIMARY KEY); "
+        "INSERT INTO t VALUES (1, 1); CALL DOLT_COMMIT('-Am', 'start');",
+    )
+    query = DoltSQLQueryDataset(database=str(repo), sql="SELECT SUM(x) AS s FROM t")
+    first = versions.dataset_version(query)
+    assert first and first.startswith("query:")
+    dolt(repo, "sql", "-q", "INSERT INTO u VALUES (1); CALL DOLT_COMMIT('-am', 'other table');")
+    assert versions.dataset_version(query) == first  # a commit elsewhere changes nothing
+    dolt(repo, "sql", "-q", "UPDATE t SET x = 2; CALL DOLT_COMMIT('-am', 'its table');")
+    assert versions.dataset_version(query) not in (None, first)
+    pinned = DoltSQLQueryDataset(database=str(repo), sql="SELECT * FROM t AS OF 'main~1'")
+    assert versions.dataset_version(pinned) is None
