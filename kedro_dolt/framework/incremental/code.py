@@ -50,6 +50,7 @@ from .canonical import (
     stable_digest,
     type_name,
 )
+from .distributions import distributions
 
 Refs = tuple[tuple[str, tuple[Chain, ...]], ...]
 
@@ -106,9 +107,8 @@ def distribution_version(top: str) -> str | None:
     return ", ".join(found) or None
 
 
-@functools.lru_cache(maxsize=1)
 def _distributions() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
+    return distributions()
 
 
 @functools.cache
