@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # Without it every dolt start leaves a detached `dolt send-metrics` process behind.
 export DOLT_DISABLE_EVENT_FLUSH := 1
 
-.PHONY: setup dolt python browser test demo demo-server quickstart lint bench dist clean
+.PHONY: setup dolt python browser test demo demo-server quickstart lint bench fuzz dist clean
 
 setup: dolt python
 
@@ -62,6 +62,14 @@ bench: setup
 	$(PY) bench/bench_server.py $(BENCH_SERVER_ARGS)
 	$(PY) bench/bench_speed.py $(BENCH_SPEED_ARGS)
 	$(PY) bench/bench_incremental.py $(BENCH_INCREMENTAL_ARGS)
+	$(PY) bench/bench_spaceflights.py $(BENCH_SPACEFLIGHTS_ARGS)
+
+# The incremental-run fuzzer's long run: 500 random sequences of changes per engine (local
+# repository and dolt sql-server), each run checked against a full run from scratch; exits 1 on
+# any wrong skip. `make test` runs a few of the same sequences. A quick run:
+# make fuzz FUZZ_ARGS="--sequences 50 --engines cli --kinds closure,swap_inputs"
+fuzz: setup
+	$(PY) bench/fuzz_incremental.py $(FUZZ_ARGS)
 
 # The sdist and the wheel (README: Add kedro-dolt to your project), built from a copy of the
 # checkout: only $(DIST) is written.
