@@ -7,11 +7,16 @@ decodes that instead of exporting the rows from Dolt; a save puts the frame it c
 there, so the next node's load of it is a hit.
 
 An entry is one file: the rows as Parquet, then a trailer with the key it was written for,
-the Parquet part's length and its CRC-32. A file that is truncated, altered, or written for
-another key (or by anything but this module) fails the check, is ignored and removed. Files
-are written under a temporary name and renamed into place, so readers in other processes
-see a whole entry or none; the newest entries are kept within a size bound (least recently
-used go first).
+the Parquet part's length and an HMAC-SHA256 of all three with this user's key (derived from
+the one in :mod:`.user_key`). A file that is truncated, altered, written for another key, or
+by anyone without the key, fails the check, is ignored and removed. Files are written under a
+temporary name and renamed into place, so readers in other processes see a whole entry or
+none; the newest entries are kept within a size bound (least recently used go first).
+
+Only this user may write the cache: the directory must be this user's and writable by no one
+else (made 0700 when missing, with the directories above it that were missing), and an entry
+file must be this user's to be read at all. Otherwise (or without a key) the cache is off for
+the process, with one warning that says why: loads and saves work as without it.
 
 Settings (environment): ``KEDRO_DOLT_CACHE_DIR`` (default ``$XDG_CACHE_HOME/kedro-dolt/tables``,
 else ``~/.cache/kedro-dolt/tables``) and ``KEDRO_DOLT_CACHE_SIZE`` (bytes, with an optional
@@ -22,20 +27,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import logging
 import os
 import re
+import stat
 import struct
 import tempfile
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import user_key
 from .schema import TableSchema
 
 logger = logging.getLogger(__name__)
@@ -46,12 +53,16 @@ DEFAULT_SIZE = 2 * 1024**3
 #: Eviction brings the cache down to this share of its bound, so it does not run per write.
 LOW_WATER = 0.8
 
-_MAGIC = b"KDLC0001"
+#: The entry format; part of every key, so entries of another format are misses.
+_MAGIC = b"KDLC0002"
 #: Part of every key: change it when a load would decode the same rows differently.
-DECODE_VERSION = "1"
-_TRAILER = struct.Struct("<32sQI8s")  # key digest, Parquet length, CRC-32, magic
+DECODE_VERSION = "2"
+_TRAILER = struct.Struct("<32sQ32s8s")  # key digest, Parquet length, HMAC-SHA256, magic
+_LENGTH = struct.Struct("<Q")
 _SUFFIX = ".kdc"
-#: From this size an entry's CRC is checked in a thread while it is decoded.
+#: What the key that authenticates entries is derived for (see :func:`.user_key.derived`).
+KEY_PURPOSE = "load cache"
+#: From this size an entry's MAC is checked in a thread while it is decoded.
 _PARALLEL_CHECK = 1 << 20
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -79,7 +90,8 @@ class CacheKey:
 
     @property
     def digest(self) -> bytes:
-        text = "\0".join([DECODE_VERSION, self.table_hash, self.schema.ddl("t")])
+        parts = [_MAGIC.decode(), DECODE_VERSION, self.table_hash, self.schema.ddl("t")]
+        text = "\0".join(parts)
         return hashlib.sha256(text.encode("utf-8")).digest()
 
     @property
@@ -94,6 +106,11 @@ class LoadCache:
         self.root = root
         self.max_bytes = max_bytes
         self._evicting = threading.Lock()
+        self._checking = threading.Lock()
+        #: The (device, inode) of the directory found to be this user's alone.
+        self._checked: tuple[int, int] | None = None
+        self._secret = b""
+        self._refused = False
 
     @classmethod
     def from_environment(cls) -> LoadCache:
@@ -108,24 +125,63 @@ class LoadCache:
 
     @property
     def enabled(self) -> bool:
-        return self.max_bytes > 0
+        """Turned on, and not found unsafe (see :meth:`_usable`)."""
+        return self.max_bytes > 0 and not self._refused
+
+    def _usable(self, create: bool) -> bool:
+        """Whether the directory is there (made when ``create``), this user's, writable by
+        no one else, and there is a key to authenticate entries. Checked again when the
+        directory is another one (replaced); the first failure turns the cache off."""
+        if not self.enabled:
+            return False
+        found: os.stat_result | None
+        try:
+            found = os.stat(self.root)
+        except FileNotFoundError:
+            if not create:
+                return False
+            found = _made_private(self.root)
+        except OSError:
+            return False
+        if found is None or (found.st_dev, found.st_ino) == self._checked:
+            return found is not None
+        with self._checking:
+            problem = _unsafe(self.root, found)
+            if problem is None and not self._secret:
+                self._secret = user_key.derived(KEY_PURPOSE) or b""
+                if not self._secret:
+                    problem = (
+                        f"no key to authenticate its entries ({user_key.key_path()} cannot "
+                        "be read or made as a file of this user's, mode 600)",
+                        f"let kedro-dolt make it, or set {user_key.KEY_ENV} to a private file",
+                    )
+            if problem is not None:
+                self._refused = True
+                what, fix = problem
+                _warn_once(f"kedro-dolt: {what}: the load cache is off. Fix: {fix}.")
+                return False
+            self._checked = (found.st_dev, found.st_ino)
+        return True
 
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, key: CacheKey, columns: list[str] | None = None) -> pa.Table | None:
         """The rows stored for ``key`` (only ``columns``, in that order), or ``None``. An
         entry that fails its check is removed."""
-        if not self.enabled:
+        if not self._usable(create=False):
             return None
         path = self.root / key.name
-        try:
-            data = path.read_bytes()
-        except OSError:
+        data = _own_bytes(path)
+        if data is None:
             return None
         framed = _framed(data, key)
-        table = _decoded(*framed, columns) if framed is not None else None
+        table = _decoded(*framed, self._secret, key, columns) if framed is not None else None
         if table is None:
-            logger.warning("kedro-dolt: ignoring a damaged load-cache entry %s", path)
+            logger.warning(
+                "kedro-dolt: ignoring a load-cache entry that fails its check (damaged, or "
+                "not written with this user's key): %s",
+                path,
+            )
             with contextlib.suppress(OSError):
                 path.unlink()
             return None
@@ -136,8 +192,11 @@ class LoadCache:
     def has(self, key: CacheKey) -> bool:
         """Whether an entry for ``key`` is there (unchecked: :meth:`get` checks it), now
         marked recently used."""
+        path = self.root / key.name
         try:
-            os.utime(self.root / key.name)
+            if not self._usable(create=False) or os.lstat(path).st_uid != os.getuid():
+                return False
+            os.utime(path)
         except OSError:
             return False
         return True
@@ -146,7 +205,7 @@ class LoadCache:
 
     def put(self, key: CacheKey, table: pa.Table) -> None:
         """Keep ``table`` for ``key``. Never raises: the cache only saves time."""
-        if not self.enabled:
+        if not self._usable(create=True):
             return
         try:
             sink = pa.BufferOutputStream()
@@ -154,8 +213,8 @@ class LoadCache:
             body = sink.getvalue().to_pybytes()
             if len(body) > self.max_bytes * (1 - LOW_WATER):
                 return  # an entry that would evict most of the cache is not worth keeping
-            trailer = _TRAILER.pack(key.digest, len(body), zlib.crc32(body), _MAGIC)
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tag = _tag(self._secret, key, body)
+            trailer = _TRAILER.pack(key.digest, len(body), tag, _MAGIC)
             fd, partial = tempfile.mkstemp(dir=self.root, prefix=".partial-")
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -182,17 +241,17 @@ class LoadCache:
             with os.scandir(self.root) as found:
                 for entry in found:
                     try:
-                        stat = entry.stat()
+                        info = entry.stat()
                     except OSError:
                         continue
                     if entry.name.startswith(".partial-"):
-                        if stat.st_mtime < time.time() - 3600:
+                        if info.st_mtime < time.time() - 3600:
                             with contextlib.suppress(OSError):
                                 os.unlink(entry.path)
                         continue
                     if entry.name.endswith(_SUFFIX):
-                        entries.append((stat.st_mtime, stat.st_size, entry.path))
-                        total += stat.st_size
+                        entries.append((info.st_mtime, info.st_size, entry.path))
+                        total += info.st_size
             if total <= self.max_bytes:
                 return
             for _, size, path in sorted(entries):
@@ -214,25 +273,109 @@ class LoadCache:
                         os.unlink(entry.path)
 
 
-def _framed(data: bytes, key: CacheKey) -> tuple[memoryview, int] | None:
-    """The Parquet part of an entry's bytes (not copied) and the CRC-32 it must have, if the
-    trailer is this module's and names ``key``."""
+def _made_private(root: Path) -> os.stat_result | None:
+    """Make ``root`` and the directories above it that are missing, 0700 each."""
+    missing = [root]
+    while not missing[-1].parent.exists() and missing[-1].parent != missing[-1]:
+        missing.append(missing[-1].parent)
+    try:
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # (then checked as any other)
+                os.mkdir(path, 0o700)
+        return os.stat(root)
+    except OSError:
+        return None
+
+
+def _unsafe(root: Path, found: os.stat_result) -> tuple[str, str] | None:
+    """What makes the directory ``root`` (``found`` its status) not this user's alone, and
+    the fix, if anything does."""
+    where = f"{DIR_ENV}={root}"
+    private = f"point {DIR_ENV} at a private directory (mode 700) of this user's"
+    if not stat.S_ISDIR(found.st_mode):
+        return f"{where} is not a directory", private
+    if found.st_uid != os.getuid():
+        owner = f"is owned by uid {found.st_uid}, not by this user (uid {os.getuid()})"
+        return f"{where} {owner}", private
+    if found.st_mode & 0o022:
+        mode = stat.S_IMODE(found.st_mode)
+        return f"{where} is writable by others (mode {mode:04o})", f"chmod 700 {root} or {private}"
+    return None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
+
+
+def read_private(path: Path) -> bytes | None:
+    """The content of ``path`` when only this user can have written it: a regular file of
+    this user's (not a link) in a directory of this user's that others cannot write; else
+    None (a file beside the cache that another user could plant is not believed)."""
+    try:
+        parent = os.stat(path.parent)
+    except OSError:
+        return None
+    if _unsafe(path.parent, parent) is not None:
+        return None
+    return _own_bytes(path)
+
+
+def _own_bytes(path: Path) -> bytes | None:
+    """The content of the entry file ``path``: only a regular file of this user's (not a link
+    to one) is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with open(fd, "rb", buffering=0, closefd=True) as handle:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid():
+            logger.warning(
+                "kedro-dolt: ignoring load-cache entry %s: not a file of this user's (uid %d)",
+                path,
+                found.st_uid,
+            )
+            return None
+        return handle.read()
+
+
+def _tag(secret: bytes, key: CacheKey, body: bytes | memoryview) -> bytes:
+    """The HMAC-SHA256 an entry of ``body`` for ``key`` carries: over the format, the key,
+    the length and the Parquet part."""
+    mac = hmac.new(secret, _MAGIC + key.digest + _LENGTH.pack(len(body)), hashlib.sha256)
+    mac.update(body)  # (releases the GIL for big inputs)
+    return mac.digest()
+
+
+def _framed(data: bytes, key: CacheKey) -> tuple[memoryview, bytes] | None:
+    """The Parquet part of an entry's bytes (not copied) and the MAC it must have, if the
+    trailer is this format's and names ``key``."""
     if len(data) < _TRAILER.size:
         return None
-    digest, length, crc, magic = _TRAILER.unpack_from(data, len(data) - _TRAILER.size)
+    digest, length, tag, magic = _TRAILER.unpack_from(data, len(data) - _TRAILER.size)
     body = memoryview(data)[: len(data) - _TRAILER.size]
     if magic != _MAGIC or digest != key.digest or length != len(body):
         return None
-    return body, crc
+    return body, tag
 
 
-def _decoded(body: memoryview, crc: int, columns: list[str] | None) -> pa.Table | None:
-    """The rows of an entry's Parquet part, if its CRC-32 is ``crc`` and Parquet reads it.
+def _decoded(
+    body: memoryview, tag: bytes, secret: bytes, key: CacheKey, columns: list[str] | None
+) -> pa.Table | None:
+    """The rows of an entry's Parquet part, if its MAC is ``tag`` and Parquet reads it.
 
-    zlib and Parquet both release the GIL: a big entry's CRC is computed while it is decoded
-    (13 ms at 27 MB), and the rows are used only if it matches."""
+    hashlib and Parquet both release the GIL: a big entry's MAC is computed while it is
+    decoded (~20 ms at 27 MB), and the rows are used only if it matches. (Only files of this
+    user's, in a directory no one else can write, are decoded at all.)"""
     matches: list[bool] = []
-    check = threading.Thread(target=lambda: matches.append(zlib.crc32(body) == crc))
+    check = threading.Thread(
+        target=lambda: matches.append(hmac.compare_digest(_tag(secret, key, body), tag))
+    )
     parallel = len(body) >= _PARALLEL_CHECK
     if parallel:
         check.start()

@@ -7,8 +7,13 @@ with a load of the same version with the cache turned off (``KEDRO_DOLT_CACHE_SI
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import multiprocessing
 import os
+import stat
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +120,44 @@ def assert_exactly(a: pd.DataFrame, b: pd.DataFrame) -> None:
 def entries() -> list[Path]:
     root = Path(os.environ[load_cache.DIR_ENV])
     return sorted(root.glob("*.kdc")) if root.exists() else []
+
+
+#: What an attacker without this user's key can put in an entry's check field: a CRC-32 (the
+#: format before issue 25), an unkeyed SHA-256, an HMAC with a key of their own, or the tag
+#: of the entry they replaced.
+FORGERIES = ["hash", "own key", "kept tag"]
+
+
+def forged(genuine: bytes, body: bytes, how: str) -> bytes:
+    """``body`` (another version's Parquet) framed as the entry ``genuine``: its key, the
+    right length, and a check field recomputed for ``body`` as well as it can be without the
+    user's key."""
+    trailer = load_cache._TRAILER
+    digest, _, check, magic = trailer.unpack_from(genuine, len(genuine) - trailer.size)
+    if isinstance(check, int):  # a CRC-32: anyone can recompute it
+        return body + trailer.pack(digest, len(body), zlib.crc32(body), magic)
+    covered = magic + digest + len(body).to_bytes(8, "little") + body
+    tag = {
+        "hash": hashlib.sha256(covered).digest(),
+        "own key": hmac.new(b"the attacker's key", covered, hashlib.sha256).digest(),
+        "kept tag": check,
+    }[how]
+    return body + trailer.pack(digest, len(body), tag, magic)
+
+
+def parquet_part(entry: bytes) -> bytes:
+    return entry[: len(entry) - load_cache._TRAILER.size]
+
+
+def cache_off_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "the load cache is off" in r.getMessage()
+    ]
+
+
+NOBODY = 65534
 
 
 @CACHED_ENGINES
@@ -262,6 +305,87 @@ class TestCachedLoads:
         assert_exactly(dataset.load(), loaded)
         assert spy.hits == 1
 
+    @pytest.mark.parametrize("how", FORGERIES)
+    def test_a_planted_entry_is_never_served(self, repo, spy, monkeypatch, how):
+        # Issue 25: another user rewrote an entry with other rows, kept the key and
+        # recomputed the length and the check; the next load returned the planted rows.
+        frame = every_dtype()[["id", "f64", "s"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame.assign(f64=2.0, s="planted"))
+        (other,) = entries()
+        planted_rows = parquet_part(other.read_bytes())
+        dataset.save(frame)
+        (entry,) = set(entries()) - {other}
+        planted = forged(entry.read_bytes(), planted_rows, how)
+        entry.write_bytes(planted)
+        loaded = dataset.load()
+        assert spy.hits == 0
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+        assert_exactly(loaded, uncached(dataset, monkeypatch))
+        assert entry.read_bytes() != planted  # removed, then kept again from Dolt
+        assert_exactly(dataset.load(), loaded)
+        assert spy.hits == 1
+
+    def test_an_entry_file_of_another_user_is_not_read(self, repo, spy, monkeypatch):
+        frame = every_dtype()[["id", "f64", "s"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        dataset.save(frame)
+        (entry,) = entries()
+        os.chown(entry, NOBODY, NOBODY)
+        loaded = dataset.load()  # a whole, authentic entry: only its owner differs
+        assert spy.hits == 0
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+        assert_exactly(loaded, uncached(dataset, monkeypatch))
+        assert entry.stat().st_uid == os.getuid()  # replaced by this user's, from Dolt
+        dataset.load()
+        assert spy.hits == 1
+
+    @pytest.mark.parametrize("unsafe", ["mode 0777", "mode 0775", "another owner"])
+    def test_a_directory_others_can_write_turns_the_cache_off(
+        self, repo, spy, monkeypatch, caplog, own_cache, unsafe
+    ):
+        own_cache.mkdir()
+        if unsafe == "another owner":
+            os.chown(own_cache, NOBODY, NOBODY)  # (this process, as root, could still write)
+        else:
+            own_cache.chmod(int(unsafe.split()[1], 8))
+        frame = every_dtype()
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        caplog.set_level(logging.WARNING)
+        dataset.save(frame)
+        for _ in range(3):
+            loaded = dataset.load()
+            pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+        dataset.save(frame.assign(f64=1.5))
+        assert_exactly(dataset.load(), uncached(dataset, monkeypatch))
+        assert spy.hits == 0
+        assert list(own_cache.iterdir()) == []
+        (warning,) = cache_off_warnings(caplog)
+        assert f"{load_cache.DIR_ENV}={own_cache}" in warning
+        if unsafe == "another owner":
+            assert f"owned by uid {NOBODY}" in warning
+        else:
+            assert f"writable by others ({unsafe})" in warning
+            assert f"chmod 700 {own_cache}" in warning
+
+    def test_without_a_key_of_this_user_the_cache_is_off(
+        self, repo, spy, monkeypatch, caplog, tmp_path
+    ):
+        key = tmp_path / "shared.key"
+        key.write_text("ab" * 32)
+        key.chmod(0o644)  # a key others can read authenticates nothing
+        monkeypatch.setenv("KEDRO_DOLT_MEMO_KEY", str(key))
+        frame = every_dtype()[["id", "s"]]
+        dataset = DoltTableDataset(**repo.args, table="t", save_args={"primary_key": "id"})
+        caplog.set_level(logging.WARNING)
+        dataset.save(frame)
+        pd.testing.assert_frame_equal(dataset.load(), frame, check_exact=True)
+        pd.testing.assert_frame_equal(dataset.load(), frame, check_exact=True)
+        assert spy.hits == 0
+        assert entries() == []
+        (warning,) = cache_off_warnings(caplog)
+        assert str(key) in warning
+
 
 class TestCliEngine:
     def test_the_dolt_process_neither_reads_nor_fills_the_cache(self, repo, spy):
@@ -311,6 +435,44 @@ class TestLoadCache:
         assert not entry.exists()
         cache.put(key, rows(300_000))
         assert cache.get(key).equals(rows(300_000))
+
+    @pytest.mark.parametrize("how", FORGERIES)
+    def test_a_planted_big_entry_is_never_used(self, tmp_path, how):
+        cache = LoadCache(tmp_path, 10**9)
+        key, other = CacheKey("big", SCHEMA), CacheKey("other", SCHEMA)
+        cache.put(other, rows(300_000, seed=1))
+        cache.put(key, rows(300_000))
+        entry = tmp_path / key.name
+        planted_rows = parquet_part((tmp_path / other.name).read_bytes())
+        assert len(planted_rows) > 2 * load_cache._PARALLEL_CHECK
+        entry.write_bytes(forged(entry.read_bytes(), planted_rows, how))
+        assert cache.get(key) is None
+        assert not entry.exists()
+
+    def test_a_new_directory_and_those_made_above_it_are_private(self, tmp_path):
+        old = os.umask(0)  # (the modes are the cache's own, whatever the umask)
+        try:
+            cache = LoadCache(tmp_path / "a" / "b" / "tables", 10**9)
+            cache.put(CacheKey("a", SCHEMA), rows(10))
+        finally:
+            os.umask(old)
+        for made in [tmp_path / "a", tmp_path / "a" / "b", cache.root]:
+            assert stat.S_IMODE(made.stat().st_mode) == 0o700, made
+        assert cache.get(CacheKey("a", SCHEMA)).equals(rows(10))
+
+    def test_a_directory_replaced_by_another_users_is_checked_again(self, tmp_path, caplog):
+        cache = LoadCache(tmp_path / "c", 10**9)
+        cache.put(CacheKey("a", SCHEMA), rows(10))
+        assert cache.get(CacheKey("a", SCHEMA)) is not None
+        (tmp_path / "c").rename(tmp_path / "mine")
+        (tmp_path / "c").mkdir()
+        ((tmp_path / "mine") / CacheKey("a", SCHEMA).name).rename(
+            tmp_path / "c" / CacheKey("a", SCHEMA).name
+        )
+        os.chown(tmp_path / "c", NOBODY, NOBODY)
+        assert cache.get(CacheKey("a", SCHEMA)) is None
+        assert not cache.enabled
+        assert len(cache_off_warnings(caplog)) == 1
 
     def test_least_recently_used_go_first(self, tmp_path):
         one = len(_entry_bytes(tmp_path / "probe", rows(2000)))

@@ -23,7 +23,9 @@ from ...engine import load_cache
 
 def _key() -> str:
     entries = []
-    for path in sys.path:
+    # Where distributions are installed; not the project root (on sys.path under
+    # `python -m kedro`), whose files come and go with every run.
+    for path in (p for p in sys.path if "site-packages" in p or "dist-packages" in p):
         with contextlib.suppress(OSError):
             if os.path.isdir(path):
                 entries.append([path, os.stat(path).st_mtime_ns])
@@ -36,7 +38,7 @@ def distributions() -> dict[str, list[str]]:
     store = load_cache.shared().root.with_name("distributions.json")
     key = _key()
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        kept = json.loads(store.read_text(encoding="utf-8"))
+        kept = json.loads(load_cache.read_private(store) or b"{}")
         if kept["key"] == key and isinstance(kept["map"], dict):
             return {str(k): [str(n) for n in v] for k, v in kept["map"].items()}
     found = {k: list(v) for k, v in importlib.metadata.packages_distributions().items()}

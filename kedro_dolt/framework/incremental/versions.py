@@ -189,7 +189,8 @@ def _load_known() -> None:
         return
     _loaded = True
     try:
-        known = json.loads(_store().read_text(encoding="utf-8"))
+        # Only a file no other user could have planted: it decides what counts as unchanged.
+        known = json.loads(load_cache.read_private(_store()) or b"{}")
         _file_hashes.update({k: (int(v[0]), int(v[1]), str(v[2])) for k, v in known.items()})
     except (OSError, ValueError, TypeError, IndexError, AttributeError):
         pass  # no store yet, or an unreadable one: hash the files again

@@ -12,8 +12,8 @@ from kedro_dolt.framework.incremental import distributions
 
 def test_remembered_until_a_path_directory_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("KEDRO_DOLT_CACHE_DIR", str(tmp_path / "cache" / "tables"))
-    site = tmp_path / "site"
-    site.mkdir()
+    site = tmp_path / "lib" / "site-packages"
+    site.mkdir(parents=True)
     monkeypatch.setattr(sys, "path", [*sys.path, str(site)])
     distributions.distributions.cache_clear()
     first = distributions.distributions()
@@ -31,3 +31,12 @@ def test_remembered_until_a_path_directory_changes(tmp_path, monkeypatch):
     distributions.distributions.cache_clear()
     assert "marker_module" not in distributions.distributions()
     distributions.distributions.cache_clear()
+
+
+def test_the_project_root_on_sys_path_does_not_count(tmp_path, monkeypatch):
+    # `python -m kedro` puts the project root on sys.path; its files change every run.
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    before = distributions._key()
+    (tmp_path / "new-file").write_text("")
+    os.utime(tmp_path, ns=(1, 2_000_000_000_000_000_000))
+    assert distributions._key() == before

@@ -4,6 +4,7 @@ does), params, and None for what cannot be versioned."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -137,3 +138,16 @@ def test_a_query_is_versioned_by_the_tables_it_reads(tmp_path):
     assert versions.dataset_version(query) not in (None, first)
     pinned = DoltSQLQueryDataset(database=str(repo), sql="SELECT * FROM t AS OF 'main~1'")
     assert versions.dataset_version(pinned) is None
+
+
+def test_remembered_hashes_another_user_could_plant_are_not_believed(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("x\n1\n")
+    os.utime(path, ns=(1, 10**18))
+    store = tmp_path / "cache" / "file-hashes.json"
+    store.parent.mkdir(parents=True)
+    os.chmod(store.parent, 0o777)  # a shared directory: anyone could have written the file
+    stat = path.stat()
+    planted = {str(path.resolve()): [stat.st_size, stat.st_mtime_ns, "0" * 64]}
+    store.write_text(json.dumps(planted))
+    assert versions.content_hash(path) == hashlib.sha256(b"x\n1\n").hexdigest()
