@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 
 from kedro_dolt.engine import DoltCLIEngine, DoltEngine, DoltServerEngine, RepositoryState
+from kedro_dolt.engine.foreign_server import foreign_server
 from kedro_dolt.engine.mysql import connect
-from kedro_dolt.engine.run_server import RunServers, foreign_server
+from kedro_dolt.engine.run_server import RunServers
 from tests.support.dolt_server import DoltServer, dolt_server_factory  # noqa: F401
 
 #: Test modules that set ``BOTH_ENGINES = True`` run each test taking ``repo`` twice: on the

@@ -10,6 +10,7 @@ is stored as the process stores it (``-0.0`` included).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -17,9 +18,31 @@ from pathlib import Path
 import pyarrow as pa
 
 from .connection import ServerConnection
+from .foreign_server import foreign_server
 from .process import DoltProcess
-from .run_server import RunServer, RunServers, enabled, foreign_server, published
+from .run_server import RunServer, RunServers, alive, enabled, published
 from .transport import Rows, Statement
+
+logger = logging.getLogger(__name__)
+
+
+_gone: set[tuple[str, int]] = set()  # servers found dead, each said once
+
+
+def _running(server: RunServer) -> bool:
+    """Whether ``server``'s process is still there; the first time it is not, a log line:
+    what the server did is committed, the rest of the run uses the ``dolt`` process."""
+    if not server.pid or alive(server.pid):
+        return True
+    if (server.repository, server.pid) not in _gone:
+        _gone.add((server.repository, server.pid))
+        logger.warning(
+            "kedro-dolt: the dolt sql-server serving %s (pid %d) has stopped; the run goes "
+            "on with the dolt process for it.",
+            server.repository,
+            server.pid,
+        )
+    return False
 
 
 class LocalTransport:
@@ -80,6 +103,8 @@ class LocalTransport:
         found = self._run_server()
         if found is None:
             found = foreign_server(self.process.database)
+        if found is not None and not _running(found):
+            found = None  # it died (the OOM killer, the end of the run that owned it)
         if found is None:
             self._connection = None
             return None

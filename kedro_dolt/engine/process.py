@@ -143,6 +143,15 @@ class DoltProcess:
             self._binary = find_dolt_binary()
         return self._binary
 
+    def _where(self) -> list[str]:
+        """The repository, and where Dolt keeps its config: a ``dolt_branch`` makes a
+        ``.doltcfg/`` in the data directory, after which ``dolt`` refuses to start in a nested
+        repository (two ``.doltcfg``); without one of its own: ``.kedro-dolt/doltcfg``."""
+        where = ["--data-dir", str(self.database)]
+        if not (self.database / ".doltcfg").exists():
+            where += ["--doltcfg-dir", str(self.cache_dir / "doltcfg")]
+        return where
+
     def _spawn(
         self,
         args: Sequence[str],
@@ -153,7 +162,7 @@ class DoltProcess:
     ) -> subprocess.Popen[bytes]:
         """Start ``dolt ARGS`` with pipes for stdin, stdout and stderr; it dies with this
         process (``PR_SET_PDEATHSIG``)."""
-        cmd = [self.binary, *(["--data-dir", str(self.database)] if data_dir else []), *args]
+        cmd = [self.binary, *(self._where() if data_dir else []), *args]
         prefix = pdeathsig_prefix()
         try:
             if prefix and shutil.which(cmd[0]) is None:  # setpriv would only exit 127

@@ -31,9 +31,9 @@ import atexit
 import contextlib
 import functools
 import json
+import logging
 import os
 import queue
-import re
 import secrets
 import shutil
 import signal
@@ -51,6 +51,8 @@ from ..errors import DoltError
 from .mysql import ServerAddress, connect
 from .process import child_env, die_with_parent, pdeathsig_prefix
 
+logger = logging.getLogger(__name__)
+
 #: The file (JSON) that lists the servers of the current run, for every process of the run.
 RUN_SERVERS_ENV = "KEDRO_DOLT_RUN_SERVERS"
 #: ``0`` turns the servers off.
@@ -60,6 +62,9 @@ DIR_PREFIX = "kedro-dolt-run-"
 USER = "kedro_dolt_run"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+#: How long a closing run waits for other processes' statements on its servers to finish.
+DRAIN_TIMEOUT = 120.0
+_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; keep a margin
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,28 @@ class RunServer:
         )
 
 
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def switch(value: object, *, setting: str) -> bool:
+    """A setting that turns something on or off, parsed strictly: ``true``/``false``,
+    ``1``/``0``, ``yes``/``no``, ``on``/``off`` (any case; YAML booleans and integers too);
+    anything else is refused, so a typo never leaves the default silently in force."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise DoltError(
+        f"{setting} is {value!r}, which is neither on nor off.",
+        fix=f"set {setting} to true or false (also 1/0, yes/no, on/off).",
+    )
+
+
 def enabled() -> bool:
-    return os.environ.get(ENABLED_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switch(os.environ.get(ENABLED_ENV, "1"), setting=ENABLED_ENV)
 
 
 _published: tuple[str, float, dict[str, RunServer]] | None = None
@@ -175,6 +200,7 @@ class RunServers:
         self._failed: set[str] = set()
         self._closed = False
         self._starter = _Starter()
+        self._extra_dirs: list[Path] = []  # short socket directories, removed at close
 
     # -- the run ------------------------------------------------------------------------
 
@@ -204,12 +230,14 @@ class RunServers:
                 os.environ.pop(RUN_SERVERS_ENV, None)
         with self._lock:
             self._closed = True  # a background start after this starts nothing
-            running = [process for _, process in self._servers.values()]
+            running = list(self._servers.values())
             self._servers.clear()
-        for process in running:
+        for server, process in running:
+            _drain(server, process)
             _stop(process)
         self._starter.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        for path in [self._dir, *self._extra_dirs]:
+            shutil.rmtree(path, ignore_errors=True)
 
     def __enter__(self) -> RunServers:
         return self
@@ -256,8 +284,14 @@ class RunServers:
                 return None
             try:
                 server, process = self._start(repository, binary)
-            except (DoltError, OSError, subprocess.SubprocessError):
+            except (DoltError, OSError, subprocess.SubprocessError) as exc:
                 self._failed.add(key)  # e.g. another server holds it: do without
+                logger.warning(
+                    "kedro-dolt: no dolt sql-server for %s in this run (%s); its operations "
+                    "run the dolt process instead (slower, same results).",
+                    repository,
+                    " ".join(str(exc).split())[:300],
+                )
                 return None
             self._servers[key] = (server, process)
             self._publish()
@@ -274,7 +308,7 @@ class RunServers:
     def _start(self, repository: Path, binary: str) -> tuple[RunServer, subprocess.Popen[bytes]]:
         home = self._dir / f"server-{len(self._servers)}"
         home.mkdir()
-        sock, port = home / "mysql.sock", _free_port()
+        sock, port = self._socket_path(home), _free_port()
         config = home / "config.yaml"
         config.write_text(_config(repository, sock, port, self._privileges_file(binary), home))
         log = open(home / "server.log", "wb")  # noqa: SIM115 - the server writes it
@@ -291,12 +325,23 @@ class RunServers:
         )
         log.close()
         try:
-            database = self._wait_ready(process, sock, port, home / "server.log")
+            database = self._wait_ready(repository, process, sock, port, home / "server.log")
         except BaseException:
             _stop(process)
             raise
         server = RunServer(str(repository), str(sock), port, database, self._password, process.pid)
         return server, process
+
+    def _socket_path(self, home: Path) -> Path:
+        """The server's unix socket: in its home, or when that path is too long for a socket
+        (108 bytes with the NUL; a long ``TMPDIR``), in a private directory under ``/tmp``."""
+        sock = home / "mysql.sock"
+        if len(os.fsencode(sock)) < _SOCKET_PATH_MAX:
+            return sock
+        short = Path(tempfile.mkdtemp(prefix=f"kd{self._owner}-", dir="/tmp"))
+        os.chmod(short, 0o700)
+        self._extra_dirs.append(short)
+        return short / "s"
 
     def _privileges_file(self, binary: str) -> Path:
         """Users of every server of the run: one, with the run's random password."""
@@ -319,7 +364,7 @@ class RunServers:
         return self._privileges
 
     def _wait_ready(
-        self, process: subprocess.Popen[bytes], sock: Path, port: int, log: Path
+        self, repository: Path, process: subprocess.Popen[bytes], sock: Path, port: int, log: Path
     ) -> str:
         """The name the server gives the repository's database, once it accepts sessions."""
         address = ServerAddress("127.0.0.1", port, USER, self._password, unix_socket=str(sock))
@@ -337,10 +382,8 @@ class RunServers:
             if connection is not None:
                 with contextlib.closing(connection), connection.cursor() as cursor:
                     cursor.execute("SHOW DATABASES")
-                    names = [row[0] for row in cursor.fetchall()]
-                databases = [n for n in names if n not in ("information_schema", "mysql")]
-                if databases:
-                    return str(databases[0])
+                    names = [str(row[0]) for row in cursor.fetchall()]
+                return _served_database(repository, names)
             if time.monotonic() > deadline:
                 raise DoltError("The run's dolt sql-server did not start in time.")
             time.sleep(0.005)
@@ -370,51 +413,18 @@ def _config(repository: Path, sock: Path, port: int, privileges: Path, home: Pat
     )
 
 
-#: The user Dolt's CLI logs in as on a running server (its password is in sql-server.info).
-LOCAL_USER = "__dolt_local_user__"
-
-
-def foreign_server(repository: Path) -> RunServer | None:
-    """The ``dolt sql-server`` running on ``repository`` (not the run's), from the
-    ``.dolt/sql-server.info`` it writes (``pid:port:secret``), logged in as Dolt's own CLI
-    does; ``None`` when none runs (a file left by a killed server names a dead pid)."""
-    info = repository / ".dolt" / "sql-server.info"
-    try:
-        pid, port, secret = info.read_text(encoding="utf-8").strip().split(":", 2)
-        if not _alive(int(pid)):
-            return None
-    except (OSError, ValueError):
-        return None
-    key = (str(info), pid, port)
-    if key not in _foreign:
-        address = ServerAddress("127.0.0.1", int(port), LOCAL_USER, secret)
-        try:
-            with contextlib.closing(connect(address)) as connection, connection.cursor() as cur:
-                cur.execute("SHOW DATABASES")
-                names = [str(row[0]) for row in cur.fetchall()]
-        except DoltError:
-            return None
-        database = _database_of(repository, names)
-        if database is None:
-            return None
-        _foreign[key] = RunServer(
-            str(repository), "", int(port), database, secret, int(pid), LOCAL_USER
+def _served_database(repository: Path, names: list[str]) -> str:
+    """The database that is ``repository`` on a server whose data directory it is. Such a
+    server also serves the repositories nested in it (``wh/archive``), and lists them in
+    name order: the one served is the one Dolt names after the directory, never the first."""
+    found = [n for n in names if n == repository.name]
+    if len(found) != 1:
+        raise DoltError(
+            f"The run's dolt sql-server on {repository} lists no single database named "
+            f"{repository.name!r} (it lists {sorted(names)}).",
+            fix="this run uses the dolt process for it instead; nothing to do.",
         )
-    return _foreign[key]
-
-
-_foreign: dict[tuple[str, str, str], RunServer] = {}
-
-
-def _database_of(repository: Path, names: list[str]) -> str | None:
-    """Which of a server's databases is ``repository``: its directory name, as Dolt makes
-    a database name of it (``-`` and spaces become ``_``), or the only one."""
-    wanted = {repository.name, re.sub(r"[-\s]", "_", repository.name)}
-    for name in names:
-        if name in wanted:
-            return name
-    user = [n for n in names if n not in ("information_schema", "mysql")]
-    return user[0] if len(user) == 1 else None
+    return found[0]
 
 
 def _sweep() -> None:
@@ -422,11 +432,11 @@ def _sweep() -> None:
     servers died with it)."""
     for path in Path(tempfile.gettempdir()).glob(DIR_PREFIX + "*"):
         pid = path.name[len(DIR_PREFIX) :].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -441,6 +451,33 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+_BUSY = (
+    "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+    "WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon')"
+)
+
+
+def _drain(server: RunServer, process: subprocess.Popen[bytes]) -> None:
+    """Wait (up to :data:`DRAIN_TIMEOUT`) until no other session is running a statement on
+    the server: Dolt cancels statements in flight when it stops, and other processes (a
+    ``dolt`` command of the user's, another run) go through it. Idle sessions are not
+    waited for: their next statement finds the server gone and runs without it."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    try:
+        with contextlib.closing(connect(server.address(), timeout=2.0)) as connection:
+            while process.poll() is None and time.monotonic() < deadline:
+                with connection.cursor() as cursor:
+                    cursor.execute(_BUSY)
+                    (busy,) = cursor.fetchone()
+                if not busy:
+                    return
+                time.sleep(0.05)
+    except (DoltError, OSError) as exc:  # it cannot be asked: stop it as before
+        logger.debug("kedro-dolt: cannot ask the run's server for sessions (%s)", exc)
+    except Exception as exc:  # a PyMySQL error on the way: the same
+        logger.debug("kedro-dolt: cannot ask the run's server for sessions (%s)", exc)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

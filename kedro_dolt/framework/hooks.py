@@ -279,7 +279,7 @@ class DoltHooks:
             logger.warning("Ignoring unknown key(s) %s in dolt.yml.", unknown, extra=_NO_MARKUP)
         return HookConfig(
             manifest_dir=str(raw.get("manifest_dir", DEFAULT_MANIFEST_DIR)),
-            run_server=raw.get("run_server", True) is not False,
+            run_server=run_server.switch(raw.get("run_server", True), setting="run_server"),
         )
 
     def _manifest_dir(self) -> Path:
