@@ -35,6 +35,7 @@ import pandas as pd
 from kedro.io.core import DatasetError
 
 from ..engine import TableSchema
+from ..engine.column_types import spatial
 
 #: The column that keeps the row order when the stored index does not.
 ORDER_COLUMN = "kedro_dolt_row"
@@ -73,7 +74,9 @@ def to_table(
 
 
 def from_table(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
-    """The frame that was saved, from the table rows a load read with ``schema``."""
+    """The frame that was saved, from the table rows a load read with ``schema``. Spatial
+    columns are refused (see :func:`refuse_spatial`)."""
+    refuse_spatial(schema)
     roles = {c.name: c.role for c in schema.columns if c.role}
     if not roles:
         return frame
@@ -87,6 +90,21 @@ def from_table(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     frame = frame.set_index(levels)
     frame.index.names = [None if roles[name] == "index-unnamed" else name for name in levels]
     return frame
+
+
+def refuse_spatial(schema: TableSchema) -> None:
+    """A load of a spatial column (``GEOMETRY``, ``POINT``, ...) fails, naming the column,
+    its type and how to read it: pandas has no type for it, and its raw bytes (Dolt's
+    SRID-prefixed WKB) would not be what the column holds."""
+    for column in schema.columns:
+        if spatial(column.sql_type):
+            name = column.name.replace("`", "``")
+            raise DatasetError(
+                f"Column {column.name!r} has the spatial type {column.sql_type.upper()}, "
+                "which DoltTableDataset does not load. Fix: read it as text with a "
+                f"DoltSQLQueryDataset (e.g. sql: SELECT ..., ST_AsText(`{name}`) AS `{name}` "
+                "FROM ...), or leave it out with load_args.columns."
+            )
 
 
 def role_columns(schema: TableSchema) -> list[str]:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import DoltError
+from . import column_types
 from .schema import _PANDAS_3, KEY_STRING_TYPE, Column, TableSchema
 
 _NULL = r"\N"
@@ -172,10 +172,15 @@ def _string_dtype(name: str) -> Any:
 
 
 def _cast(series: pd.Series, column: Column) -> pd.Series:
+    """A column decoded from :func:`~.column_types.canonical`'s Arrow form, as ``column``'s
+    dtype."""
     dtype = column.dtype
-    if column.sql_type == "tinyint(1)" or dtype in ("bool", "boolean"):
+    found = column_types.kind(column.sql_type)
+    if found == "decimal":
+        return column_types.decimals(series, column.sql_type)
+    if found == "bool" or dtype in ("bool", "boolean"):
         return series.astype("boolean").astype(dtype)
-    if column.sql_type == "datetime(6)" or dtype.startswith("datetime64"):
+    if found == "datetime" or dtype.startswith("datetime64"):
         target = pd.api.types.pandas_dtype(dtype)
         stamps = pd.to_datetime(series)
         if getattr(target, "tz", None) is not None:
@@ -190,64 +195,33 @@ def _cast(series: pd.Series, column: Column) -> pd.Series:
     return series.astype(dtype)
 
 
-def _text_type(sql_type: str) -> pa.DataType | None:
-    """The Arrow type whose parser reads Dolt's CSV text of a ``sql_type`` value exactly;
-    ``None`` for text columns (kept as they are)."""
-    base = re.sub(r"\(.*?\)", "", sql_type).strip()
-    if base == "float":
-        return pa.float32()  # parsed as float32 directly: no double rounding
-    if base in ("double", "real", "decimal"):
-        return pa.float64()
-    if base.split()[0] in ("tinyint", "smallint", "mediumint", "int", "bigint"):
-        return pa.uint64() if base.endswith("unsigned") else pa.int64()
-    if base in ("datetime", "date"):
-        return pa.timestamp("us")
-    return None
-
-
-#: Column types whose values ``dolt sql -r csv`` writes as text that reads back exactly.
-_CSV_TEXT = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
-
-
 def exact_from_text(table: pa.Table, schema: TableSchema) -> bool:
     """Whether ``table``'s columns either arrived typed or are text that
-    :func:`decode_table` turns into the values exactly (otherwise read them typed)."""
+    :func:`decode_table` turns into the values exactly (otherwise read them typed): the CSV
+    text of every type :mod:`.column_types` knows is."""
     for column in schema.columns:
-        if not pa.types.is_string(table.schema.field(column.name).type):
-            continue
-        base = re.sub(r"\(.*?\)", "", column.sql_type).strip()
-        if base not in _CSV_TEXT and _text_type(column.sql_type) is None:
+        text = pa.types.is_string(table.schema.field(column.name).type)
+        if text and column_types.kind(column.sql_type) not in column_types.KNOWN_KINDS:
             return False
     return True
 
 
 def _typed(table: pa.Table, schema: TableSchema) -> pa.Table:
-    """Text columns (from CSV) converted to their SQL types with Arrow's exact parsers."""
+    """Each column in the one Arrow form of its SQL type, whatever the transport gave."""
     for column in schema.columns:
         index = table.schema.get_field_index(column.name)
-        target = _text_type(column.sql_type)
-        if target is not None and pa.types.is_string(table.schema.field(index).type):
-            table = table.set_column(index, column.name, _parsed(table.column(index), target))
+        values = column_types.canonical(table.column(index), column.sql_type)
+        table = table.set_column(index, column.name, values)
     return table
-
-
-def _parsed(text: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
-    try:
-        return text.cast(target)
-    except pa.ArrowInvalid:
-        if not pa.types.is_timestamp(target):
-            raise
-    # Dolt writes years before 1000 with fewer digits (`999-01-01 ...`): pad them to four.
-    for digits, zeros in ((1, "000"), (2, "00"), (3, "0")):
-        text = pc.replace_substring_regex(text, rf"^(\d{{{digits}}})-", rf"{zeros}\1-")
-    return text.cast(target)
 
 
 def decode_table(table: pa.Table, schema: TableSchema | None = None) -> pd.DataFrame:
     """Turn Dolt's Arrow output into a DataFrame with the dtypes ``schema`` records.
 
-    With a schema, columns may also arrive as text (``dolt sql -r csv``): they are parsed as
-    their SQL type first. Without a schema (ad-hoc SQL) dtypes follow Arrow's: integers
+    With a schema, columns may arrive in any transport's form (``dolt sql -r csv`` text,
+    Parquet, connectorx or PyMySQL Arrow): they are brought to one form per SQL type first
+    (:func:`~.column_types.canonical`), so every path gives the same values and dtypes.
+    Without a schema (ad-hoc SQL) dtypes follow Arrow's: integers
     become int64 (Int64 where NULLs occur), decimals float64 as in ``pandas.read_sql``,
     timestamps datetime64[ns].
     """

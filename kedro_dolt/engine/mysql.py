@@ -118,14 +118,31 @@ def pymysql_module() -> Any:
     return pymysql
 
 
+#: Seconds to connect, and again to complete the MySQL handshake.
+CONNECT_TIMEOUT = 10.0
+
+
 def _connection_class() -> Any:
     """A PyMySQL connection that sends LOCAL INFILE data only for the file this process is
-    loading right now: a server asking for any other client file gets an error instead."""
+    loading right now (a server asking for any other client file gets an error instead), and
+    that reads BIT values as the bytes they are."""
     pymysql = pymysql_module()
     from pymysql.connections import MySQLResult
+    from pymysql.constants import FIELD_TYPE
     from pymysql.protocol import LoadLocalPacketWrapper
 
     class GuardedResult(MySQLResult):  # type: ignore[misc]
+        converters: list[tuple[str | None, Any]]
+
+        def _get_descriptions(self) -> None:
+            super()._get_descriptions()
+            # Dolt marks BIT columns with the connection's character set, not `binary`, so
+            # PyMySQL would decode their bytes as text (and fail on 0xff): keep the bytes.
+            self.converters = [
+                (None, convert) if field.type_code == FIELD_TYPE.BIT else (encoding, convert)
+                for field, (encoding, convert) in zip(self.fields, self.converters, strict=True)
+            ]
+
         def _read_load_local_packet(self, first_packet: Any) -> Any:
             wanted = LoadLocalPacketWrapper(first_packet).filename
             name = wanted.decode("utf-8", "replace") if isinstance(wanted, bytes) else wanted
@@ -138,6 +155,16 @@ def _connection_class() -> Any:
 
     class Connection(pymysql.connections.Connection):  # type: ignore[misc, name-defined]
         allowed_files: frozenset[str] = frozenset()
+
+        def connect(self, sock: Any = None) -> None:
+            # PyMySQL reads the server's greeting with the read timeout (none: forever);
+            # the handshake gets the connect timeout, statements no limit (a save may be long).
+            saved = getattr(self, "_read_timeout", None)
+            self._read_timeout = self.connect_timeout
+            try:
+                super().connect(sock)
+            finally:
+                self._read_timeout = saved
 
         def _read_query_result(self, unbuffered: bool = False) -> Any:
             # PyMySQL's own, with the guarded result (the LOAD LOCAL request is read there).
@@ -230,8 +257,16 @@ def is_lost(exc: BaseException, connection: Any) -> bool:
     return isinstance(exc, (OSError, AttributeError)) and not getattr(connection, "open", True)
 
 
-def connect(address: ServerAddress, *, local_infile: bool = False, database: str = "") -> Any:
-    """A new autocommit connection, or ``DoltError`` saying why none could be made."""
+def connect(
+    address: ServerAddress,
+    *,
+    local_infile: bool = False,
+    database: str = "",
+    timeout: float = CONNECT_TIMEOUT,
+) -> Any:
+    """A new autocommit connection, or ``DoltError`` saying why none could be made: within
+    ``timeout`` seconds for the connection and again for the handshake (a listener that
+    accepts but never speaks is not waited for forever)."""
     global _CONNECTION_CLASS
     pymysql = pymysql_module()
     if _CONNECTION_CLASS is None:
@@ -248,7 +283,7 @@ def connect(address: ServerAddress, *, local_infile: bool = False, database: str
             autocommit=True,
             local_infile=local_infile,
             charset="utf8mb4",
-            connect_timeout=10,
+            connect_timeout=timeout,
             cursorclass=pymysql.cursors.Cursor,
         )
     except pymysql.err.MySQLError as exc:

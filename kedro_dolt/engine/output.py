@@ -165,6 +165,8 @@ def _text_options(header: list[str]) -> pacsv.ConvertOptions:
         null_values=[""],
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
+        # BINARY and BLOB values come as their raw bytes: kept (see column_types.canonical).
+        check_utf8=False,
     )
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import DoltError
 from ..naming import parse_time_ref, quote_string, validate_ref, validate_table
-from . import load_cache
+from . import column_types, load_cache
 from .codec import decode_table, exact_from_text
 from .known_versions import known_versions
 from .messages import translated
@@ -55,9 +55,8 @@ class ReadOps(RepositoryOps):
         if parse_time_ref(validate_ref(ref)):
             ref = self.resolve(ref, branch=branch)
         self.transport.require()
-        cache = load_cache.shared()
-        if cache.enabled and self.transport.cheap_round_trips:
-            return self._read_cached(cache, table, ref, branch, columns, limit)
+        if self.transport.cheap_round_trips:  # (schema first: it decides how rows are read)
+            return self._read_cached(load_cache.shared(), table, ref, branch, columns, limit)
         script = sql.read_script(table, ref)
         where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
         with (
@@ -87,9 +86,9 @@ class ReadOps(RepositoryOps):
         columns: Sequence[str] | None,
         limit: int | None,
     ) -> TableRead:
-        """``read_table`` through the load cache: the commit ``ref`` names, the table's
-        hash and schema there (remembered per commit: a commit never changes), then the
-        cached rows of that version or (a miss) Dolt's, kept."""
+        """``read_table`` through the load cache (when it is on): the commit ``ref`` names,
+        the table's hash and schema there (remembered per commit: a commit never changes),
+        then the cached rows of that version or (a miss) Dolt's, kept."""
         where = f"table {table!r} at ref {ref!r}" + (f" (branch {branch!r})" if branch else "")
         with (
             self.transport.lock(exclusive=False),
@@ -120,12 +119,27 @@ class ReadOps(RepositoryOps):
             # (The first rows of a keyless table are those of Dolt's storage order.)
             frame = decode_table(cached if limit is None else cached.slice(0, limit), schema)
             return TableRead(commit, schema, frame, at_branch)
-        rows = self._typed_rows(table, commit, branch, columns, limit, typed=False)
-        if not exact_from_text(rows, schema):
-            rows = self._typed_rows(table, commit, branch, columns, limit)
+        rows = self._rows_of(table, commit, branch, columns, limit, schema)
         if columns is None and limit is None:
             cache.put(key, rows)
         return TableRead(commit, schema, decode_table(rows, schema), at_branch)
+
+    def _rows_of(
+        self,
+        table: str,
+        commit: str,
+        branch: str | None,
+        columns: Sequence[str] | None,
+        limit: int | None,
+        schema: TableSchema,
+    ) -> Any:
+        """The rows at ``commit`` read the fastest way that keeps ``schema``'s values exact:
+        connectorx fails on or rounds some types (those tables are read with PyMySQL)."""
+        typed = any(column_types.needs_typed_read(c.sql_type) for c in schema.columns)
+        rows = self._typed_rows(table, commit, branch, columns, limit, typed=typed)
+        if not typed and not exact_from_text(rows, schema):
+            rows = self._typed_rows(table, commit, branch, columns, limit)
+        return rows
 
     def _typed_rows(
         self,

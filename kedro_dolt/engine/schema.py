@@ -8,7 +8,6 @@ dtypes from their SQL types.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +16,7 @@ import pandas as pd
 
 from ..errors import DoltError
 from ..naming import quote_identifier, quote_string, validate_column
+from .column_types import dtype_for
 
 DTYPE_COMMENT_PREFIX = "pandas:"
 #: Column comments of columns that hold a frame's index or row order, not its data: the
@@ -217,18 +217,9 @@ def _column_for(name: str, series: pd.Series, *, key: bool) -> Column:
 
 
 def _dtype_for_sql(sql_type: str, nullable: bool) -> str:
-    """The pandas dtype for a column of a table that kedro-dolt did not create."""
-    base = re.sub(r"\(.*?\)", "", sql_type).strip()
-    if sql_type.startswith("tinyint(1)") or base in ("bool", "boolean", "bit"):
-        return "boolean" if nullable else "bool"
-    for pandas_name, sql in _INT_SQL.items():
-        if base == sql:
-            return pandas_name.capitalize().replace("Uint", "UInt") if nullable else pandas_name
-    if base in ("float", "double", "decimal", "real"):
-        return "float64"
-    if base in ("datetime", "timestamp", "date"):
-        return "datetime64[ns]"
-    return "str" if _PANDAS_3 else "object"
+    """The pandas dtype for a column of a table that kedro-dolt did not create (the type map
+    of :mod:`.column_types`)."""
+    return dtype_for(sql_type, nullable)
 
 
 def _string_label(dtype: pd.StringDtype) -> str:

@@ -3,6 +3,7 @@ back as CSV, and the commit identity read from Dolt's config files. Correctness,
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
 import tempfile
@@ -163,7 +164,7 @@ class TestCSVRead:
         typed = engine.transport.run_arrow(["SELECT * FROM e;"])[0]
         expected = codec.decode_table(typed, read.schema)
         pd.testing.assert_frame_equal(read.frame, expected)
-        assert read.frame["d"].tolist()[0] == 1.105
+        assert read.frame["d"].tolist()[0] == decimal.Decimal("1.105")  # exact (issue 25)
 
     def test_small_reads_and_values_longer_than_a_block(self, repo, monkeypatch):
         monkeypatch.setattr(output, "READ_SIZE", 7)
