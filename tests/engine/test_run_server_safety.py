@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -217,3 +218,39 @@ def test_which_dolt_commands_work_while_a_run_serves_the_repository(tmp_path, ru
         refused.stdout + refused.stderr
     )
     assert dataset(wh, "t").load()["v"].tolist() == [1, 2]
+
+
+SECOND_RUN = """
+import sys
+import pandas as pd
+from kedro_dolt import DoltTableDataset
+from kedro_dolt.engine.run_server import RunServers
+
+servers = RunServers.open()
+data = DoltTableDataset(database=sys.argv[1], table="u", save_args={"primary_key": "id"})
+data.save(pd.DataFrame({"id": [1], "x": [1.0]}))
+print("ready", flush=True)
+sys.stdin.readline()  # the first run ends meanwhile
+data.save(pd.DataFrame({"id": [1], "x": [2.0]}))
+print("saved", data.load()["x"].tolist(), flush=True)
+servers.close()
+"""
+
+
+def test_a_second_run_on_the_repository_outlives_the_first(tmp_path):
+    wh = make_repo(tmp_path / "wh", 1)
+    first = RunServers.open()
+    dataset(wh, "t").load()  # the first run serves wh
+    second = subprocess.Popen(
+        [sys.executable, "-c", SECOND_RUN, str(wh)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert second.stdout is not None and second.stdin is not None
+    assert second.stdout.readline().strip() == "ready"
+    first.close()  # its server stops
+    out, err = second.communicate("go\n", timeout=120)
+    assert second.returncode == 0, err
+    assert "saved [2.0]" in out  # "The Dolt server refused or lost the session" before
