@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, cast
 
 import pyarrow as pa
 
 from .connection import ServerConnection
 from .foreign_server import foreign_server
+from .mysql import ServerUnreachable
 from .process import DoltProcess
 from .run_server import RunServer, RunServers, alive, enabled, published
 from .transport import Rows, Statement
@@ -139,27 +142,60 @@ class LocalTransport:
         branch: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> list[Rows]:
-        server = self.server() if not env else None  # a remote's password: the process's
-        if server is not None:
-            return server.run(statements, branch=branch)
+        if not env:  # a remote's password only reaches the process
+            served, rows = self._served(lambda s: s.run(statements, branch=branch))
+            if served:
+                return cast(list[Rows], rows)
         return self.process.run(statements, branch=branch, env=env)
 
     def run_arrow(self, statements: Sequence[str], *, branch: str | None = None) -> list[pa.Table]:
-        server = self.server()
-        if server is not None:
-            return server.run_arrow(statements, branch=branch)
+        served, tables = self._served(lambda s: s.run_arrow(statements, branch=branch))
+        if served:
+            return cast(list[pa.Table], tables)
         return self.process.run_arrow(statements, branch=branch)
 
     def run_read(
         self, statements: Sequence[str], rows_at: Callable[[str | None], str], *, branch: str | None
     ) -> list[pa.Table]:
-        server = self.server()
-        if server is not None:
-            return server.run_read(statements, rows_at, branch=branch)
+        served, tables = self._served(lambda s: s.run_read(statements, rows_at, branch=branch))
+        if served:
+            return cast(list[pa.Table], tables)
         return self.process.run_read(statements, rows_at, branch=branch)
 
     def run_query(self, database: str, revision: str, statement: str) -> pa.Table | None:
-        server = self.server()
-        if server is not None:
-            return server.run_query(database, revision, statement)
+        served, table = self._served(lambda s: s.run_query(database, revision, statement))
+        if served:
+            return cast("pa.Table | None", table)
         return self.process.run_query(database, revision, statement)
+
+    def _served(self, call: Callable[[ServerConnection], Any]) -> tuple[bool, Any]:
+        """``(True, call(server))`` on the server that serves the repository, or
+        ``(False, None)`` when none does (then the ``dolt`` process runs it). A
+        server that cannot be reached (it is stopping: another run's at its end, or it died)
+        is waited for until it is gone, then the call goes to what serves the repository
+        then (another server, or the ``dolt`` process): nothing was sent to the first."""
+        server = self.server()
+        if server is None:
+            return False, None
+        try:
+            return True, call(server)
+        except ServerUnreachable:
+            gone = self._connection[0] if self._connection else None
+            self._connection = None
+            if gone is None or not _wait_gone(gone, self.process.database):
+                raise
+        server = self.server()
+        return (False, None) if server is None else (True, call(server))
+
+
+def _wait_gone(server: RunServer, repository: Path, timeout: float = 20.0) -> bool:
+    """Whether ``server`` stops serving ``repository`` within ``timeout`` (its process ends,
+    or it removes its ``sql-server.info``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _running(server):
+            return True
+        if foreign_server(repository) != server and published(repository) != server:
+            return True  # it removed its sql-server.info: stopped
+        time.sleep(0.05)
+    return False

@@ -257,6 +257,14 @@ def is_lost(exc: BaseException, connection: Any) -> bool:
     return isinstance(exc, (OSError, AttributeError)) and not getattr(connection, "open", True)
 
 
+class ServerUnreachable(DoltError):
+    """No session could be opened: the server is not there (any more), refuses connections
+    while it stops, or does not answer in time. Nothing was sent."""
+
+
+_UNREACHABLE = (2002, 2003, 2006, 2013)
+
+
 def connect(
     address: ServerAddress,
     *,
@@ -288,13 +296,14 @@ def connect(
         )
     except pymysql.err.MySQLError as exc:
         code, message = error_parts(exc)
-        raise DoltError(
+        kind = ServerUnreachable if code in _UNREACHABLE else DoltError
+        raise kind(
             f"Cannot connect to the Dolt server at {address.url(database)}.",
             fix=CONNECT_FIXES.get(code, "check the credentials' con url and the server."),
             dolt_message=message.replace(address.password or "\0", "***"),
         ) from exc
     except Exception as exc:  # anything else may quote what it was given: no chain
-        raise DoltError(
+        raise ServerUnreachable(
             f"Cannot connect to the Dolt server at {address.url(database)} ({type(exc).__name__}).",
             fix="check the credentials' con url and the server.",
         ) from None

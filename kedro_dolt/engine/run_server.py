@@ -437,13 +437,16 @@ def _sweep() -> None:
 
 
 def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, a server dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
+    except (ProcessLookupError, PermissionError) as exc:
+        return isinstance(exc, PermissionError)  # another user's runs
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as status:
+            return status.read().rpartition(b") ")[2][:1] != b"Z"
+    except OSError:  # no /proc (macOS): as kill says
+        return True
 
 
 def _free_port() -> int:

@@ -254,3 +254,33 @@ def test_a_second_run_on_the_repository_outlives_the_first(tmp_path):
     out, err = second.communicate("go\n", timeout=120)
     assert second.returncode == 0, err
     assert "saved [2.0]" in out  # "The Dolt server refused or lost the session" before
+
+
+def test_a_server_that_stops_under_a_statement_is_waited_for_then_done_without(
+    tmp_path, run_servers, monkeypatch
+):
+    """The moment a server stops (another run's, at its end), it refuses new sessions while
+    its process is still there: the statement waits until it is gone and then runs on the
+    dolt process. (The refusal is a moment too short to hit for real: it is injected, and
+    the server really stops meanwhile.)"""
+    from kedro_dolt.engine.connection import ServerConnection
+    from kedro_dolt.engine.mysql import ServerUnreachable
+
+    wh = make_repo(tmp_path / "wh", 1)
+    dataset(wh, "t").load()
+    [(_, process)] = run_servers._servers.values()
+    real_run = ServerConnection.run
+    calls = []
+
+    def stopping(self, *args, **kwargs):
+        if not calls:
+            calls.append(1)
+            threading.Timer(0.5, process.terminate).start()  # it goes away meanwhile
+            raise ServerUnreachable("Cannot connect to the Dolt server (it is stopping).")
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(ServerConnection, "run", stopping)
+    dataset(wh, "u").save(FRAME)  # raised "Cannot connect" before
+    assert calls == [1]
+    process.wait(10)
+    assert "kedro: save u" in dolt(wh, "log", "-n", "1")
