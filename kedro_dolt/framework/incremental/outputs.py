@@ -18,7 +18,14 @@ from kedro.io.core import DatasetError
 from .. import context
 from . import file_store
 from .memo import Output
-from .versions import content_hash, content_of, dataset_version, is_dolt, local_path
+from .versions import (
+    config_version,
+    content_hash,
+    content_of,
+    dataset_version,
+    is_dolt,
+    local_path,
+)
 
 DOLT, FILE, MEMORY = "dolt", "file", "memory"
 
@@ -66,6 +73,9 @@ def _digest(version: str | None) -> str:
 def cannot_restore(dataset: Any, recorded: Output) -> str | None:
     """Why ``recorded`` cannot be set back into ``dataset`` now, or None."""
     kind = output_kind(dataset)
+    config = config_version(dataset)
+    if kind in (DOLT, FILE) and (config is None or not recorded.version.endswith("#cfg:" + config)):
+        return "its catalog entry changed since (it is saved otherwise now)"
     if kind == DOLT:
         if not recorded.commit:
             return "no commit recorded"

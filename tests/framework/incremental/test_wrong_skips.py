@@ -211,3 +211,14 @@ def test_an_input_that_pulls_from_a_remote_is_versioned_after_the_pull(project, 
     assert rows(project, "widths")[0]["rows"] == 5  # the pulled row is there
     # Every node reading raw saw the pulled version too (pulls happen before any decision).
     assert "keep" in ran and "prep" in ran
+
+
+def test_an_output_saved_otherwise_now_is_not_restored_but_run(project):
+    sql(project, "UPDATE raw SET x = 10 WHERE id = 2; CALL DOLT_COMMIT('-am', 'edit');")
+    run(project)
+    sql(project, "UPDATE raw SET x = 2 WHERE id = 2; CALL DOLT_COMMIT('-am', 'revert');")
+    edit(project, CATALOG, "save_args: {index: false}", "save_args: {index: true}")
+    ran, log = run(project)
+    assert "to_csv" in ran
+    assert "catalog entry changed since" in log and "restoring node to_csv failed" not in log
+    assert (project / "data" / "raw.csv").read_text().startswith(",id,")  # saved as now
