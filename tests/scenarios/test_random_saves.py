@@ -31,7 +31,7 @@ from hypothesis.stateful import (
 from kedro.io.core import DatasetError
 
 from kedro_dolt import DoltTableDataset
-from tests.conftest import Repo, ServerRepo, dolt_rows, foreign
+from tests.conftest import Repo, ServedRepo, ServerRepo, dolt_rows, foreign
 
 BOTH_ENGINES = True
 SERVED_TOO = True
@@ -293,3 +293,70 @@ def test_random_sequences_keep_every_promise(
         negative_zero = engine_kind != "server"  # LOAD DATA keeps it; INSERTs do not
 
     run_state_machine_as_test(Run, settings=SETTINGS)
+
+
+@pytest.mark.parametrize("layout", ["parent_server", "nested"])
+def test_random_sequences_on_other_layouts(tmp_path: Path, layout: str) -> None:
+    """The same sequences (issue 25) with a user's ``dolt sql-server`` on the parent directory
+    of the repository (Dolt routes ``dolt`` through it, and so does kedro-dolt), and with a
+    repository nested inside the one saved to, served by a run's own server."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from kedro_dolt.engine.run_server import RunServers
+    from tests.conftest import dolt
+
+    stops: list[subprocess.Popen[bytes]] = []
+
+    def parent_served() -> Repo:
+        data = tmp_path / uuid.uuid4().hex[:8]
+        repo = data / "warehouse"
+        repo.mkdir(parents=True)
+        dolt(repo, "init")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        stops.append(
+            subprocess.Popen(
+                ["dolt", "sql-server", "--host", "127.0.0.1", "--port", str(port)],
+                cwd=data,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        deadline = time.monotonic() + 30
+        while not (data / ".dolt" / "sql-server.info").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        return ServedRepo(repo)
+
+    def with_nested() -> Repo:
+        repo = tmp_path / uuid.uuid4().hex[:8] / "warehouse"
+        nested = repo / "archive"
+        nested.mkdir(parents=True)
+        dolt(repo, "init")
+        dolt(nested, "init")
+        # The nested repository's own t (other rows): never the one read or written.
+        foreign(
+            nested,
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, f DOUBLE)",
+            "INSERT INTO t VALUES (99, 9.0)",
+        )
+        return ServedRepo(repo)
+
+    class Run(Saves):
+        repo_factory = staticmethod(parent_served if layout == "parent_server" else with_nested)
+        # A user's server does not allow LOAD DATA LOCAL: rows go by INSERT, which loses -0.0.
+        negative_zero = layout != "parent_server"
+
+    servers = RunServers.open() if layout == "nested" else None
+    try:
+        run_state_machine_as_test(Run, settings=SETTINGS)
+    finally:
+        if servers is not None:
+            servers.close()
+        for process in stops:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
