@@ -10,17 +10,30 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from kedro.framework.cli.utils import (
-    _split_load_versions,
-    _split_params,
-    split_node_names,
-    split_string,
-)
 
 from . import context as run_context
 from .cli_common import common, emit
 from .hooks import DoltHooks, run_level_branch
 from .render import render
+
+
+def _kedro_parser(name: str) -> Any:
+    """Kedro's own ``kedro run`` option parser ``name``, imported when an option is parsed:
+    ``kedro.framework.cli.utils`` imports ``kedro.framework.project``, which configures
+    logging, and importing kedro-dolt must not (plugins are imported by every kedro command)."""
+
+    def parse(ctx: click.Context, param: Any, value: Any) -> Any:
+        from kedro.framework.cli import utils
+
+        return getattr(utils, name)(ctx, param, value)
+
+    return parse
+
+
+_split_load_versions = _kedro_parser("_split_load_versions")
+_split_params = _kedro_parser("_split_params")
+split_node_names = _kedro_parser("split_node_names")
+split_string = _kedro_parser("split_string")
 
 
 def _selected(pipeline: str | None, pipelines: list[str]) -> list[str]:
