@@ -128,6 +128,24 @@ def dolt(cwd: Path, *args: str) -> bytes:
     return proc.stdout
 
 
+def isolated_environment(root: Path) -> tuple[str, str]:
+    """Point Dolt, Kedro and the load cache of this process (and what it starts) at fresh
+    places under ``root``; the Dolt version line and the load average now, for a table's
+    header."""
+    os.environ.update(
+        DOLT_ROOT_PATH=str(dolt_home(root / "dolt-home")),
+        DOLT_DISABLE_EVENT_FLUSH="1",
+        KEDRO_DISABLE_TELEMETRY="1",
+        DO_NOT_TRACK="1",
+        KEDRO_DOLT_CACHE_DIR=str(root / "load-cache"),
+    )
+    os.environ.pop("KEDRO_DOLT_BINARY", None)
+    version = subprocess.run(
+        ["dolt", "version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
+    return version, ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def dolt_home(path: Path, *, metrics: bool = False) -> Path:
     """A DOLT_ROOT_PATH with an identity and no version check (and no metrics, by default)."""
     path.mkdir(parents=True)

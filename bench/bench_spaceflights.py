@@ -20,7 +20,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import kedro_projects
 import spaceflights
+from bench_incremental import kedro_run
 
 INCREMENTAL = ("--runner", "kedro_dolt.IncrementalRunner")
 NODES = list(spaceflights.NODE_INPUTS)
@@ -52,20 +52,6 @@ class Result:
     parquet: list[float]
     ran: list[list[str]]  # per repeat, the nodes that ran
     cpu: dict[str, list[float]]  # "ours" / "parquet": user + sys seconds of the run's processes
-
-
-def kedro_run(project: Path, *args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", *args],
-        cwd=project,
-        env={**os.environ, "COLUMNS": "300"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"kedro run {args} failed in {project}:\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
 
 
 def edit_csv(path: Path) -> None:
@@ -261,20 +247,9 @@ def main() -> None:
     repeats, rows = (1, 10_000) if args.quick else (args.repeats, args.rows)
     with tempfile.TemporaryDirectory(prefix="kedro-dolt-bench-spaceflights-") as tmp:
         root = Path(tmp)
-        from bench_goals import dolt_home
+        from bench_goals import isolated_environment
 
-        os.environ.update(
-            DOLT_ROOT_PATH=str(dolt_home(root / "dolt-home")),
-            DOLT_DISABLE_EVENT_FLUSH="1",
-            KEDRO_DISABLE_TELEMETRY="1",
-            DO_NOT_TRACK="1",
-            KEDRO_DOLT_CACHE_DIR=str(root / "load-cache"),
-        )
-        os.environ.pop("KEDRO_DOLT_BINARY", None)
-        version = subprocess.run(
-            ["dolt", "version"], capture_output=True, text=True, check=True
-        ).stdout.splitlines()[0]
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        version, load = isolated_environment(root)
         results = run_benchmark(root, repeats, rows, not args.keyless)
     header = (
         f"{version}; {os.cpu_count()} cores, load average at start {load} (assumes a quiet "

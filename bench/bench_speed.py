@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,6 @@ from bench_goals import (
     Trial,
     add_row,
     dolt,
-    dolt_home,
     init_repo,
     make_frame,
     measure,
@@ -291,18 +289,9 @@ def main() -> None:
     only = [s for s in args.only.split(",") if s]
     with tempfile.TemporaryDirectory(prefix="kedro-dolt-bench-speed-") as tmp:
         root = Path(tmp)
-        os.environ.update(
-            DOLT_ROOT_PATH=str(dolt_home(root / "dolt-home")),
-            DOLT_DISABLE_EVENT_FLUSH="1",
-            KEDRO_DISABLE_TELEMETRY="1",
-            DO_NOT_TRACK="1",
-            KEDRO_DOLT_CACHE_DIR=str(root / "load-cache"),
-        )
-        os.environ.pop("KEDRO_DOLT_BINARY", None)
-        version = subprocess.run(
-            ["dolt", "version"], capture_output=True, text=True, check=True
-        ).stdout.splitlines()[0]
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        from bench_goals import isolated_environment
+
+        version, load = isolated_environment(root)
         bench = Bench(root=root, repeats=args.repeats)
         if "cached" in only:
             for rows in [int(n) for n in args.cached_sizes.split(",")]:

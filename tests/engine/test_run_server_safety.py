@@ -25,6 +25,7 @@ from kedro_dolt.engine.foreign_server import foreign_server
 from kedro_dolt.engine.run_server import ENABLED_ENV, RunServers, switch
 from kedro_dolt.errors import DoltError
 from tests.conftest import dolt
+from tests.support.dolt_server import serve_directory
 
 FRAME = pd.DataFrame({"id": [1, 2], "x": [0.5, 1.5]})
 
@@ -44,12 +45,6 @@ def make_repo(path: Path, value: int) -> Path:
         "CALL DOLT_COMMIT('-Am', 't');",
     )
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_nested_repository_is_never_the_one_served(tmp_path, run_servers):
@@ -78,17 +73,7 @@ def parent_server(tmp_path: Path):
     data = tmp_path / "data"
     make_repo(data / "wh", 1)
     make_repo(data / "other", 2)
-    port = free_port()
-    process = subprocess.Popen(
-        ["dolt", "sql-server", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=data,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not (data / ".dolt" / "sql-server.info").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    process = serve_directory(data)
     yield data
     process.send_signal(signal.SIGTERM)
     process.wait(20)

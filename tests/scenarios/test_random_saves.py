@@ -301,12 +301,11 @@ def test_random_sequences_on_other_layouts(tmp_path: Path, layout: str) -> None:
     of the repository (Dolt routes ``dolt`` through it, and so does kedro-dolt), and with a
     repository nested inside the one saved to, served by a run's own server."""
     import signal
-    import socket
     import subprocess
-    import time
 
     from kedro_dolt.engine.run_server import RunServers
     from tests.conftest import dolt
+    from tests.support.dolt_server import serve_directory
 
     stops: list[subprocess.Popen[bytes]] = []
 
@@ -315,21 +314,7 @@ def test_random_sequences_on_other_layouts(tmp_path: Path, layout: str) -> None:
         repo = data / "warehouse"
         repo.mkdir(parents=True)
         dolt(repo, "init")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        stops.append(
-            subprocess.Popen(
-                ["dolt", "sql-server", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=data,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        deadline = time.monotonic() + 30
-        while not (data / ".dolt" / "sql-server.info").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)
+        stops.append(serve_directory(data))
         return ServedRepo(repo)
 
     def with_nested() -> Repo:

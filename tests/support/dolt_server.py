@@ -364,3 +364,24 @@ def dolt_server_factory() -> Iterator[Callable[..., DoltServer]]:
     """Start real ``dolt sql-server`` processes in a test; all are stopped at teardown."""
     with dolt_servers() as start:
         yield start
+
+
+def serve_directory(directory: Path) -> subprocess.Popen[bytes]:
+    """A user's own ``dolt sql-server`` started in ``directory`` (a repository, or a
+    directory of repositories), as ``cd DIR && dolt sql-server`` does, once it has written
+    its ``.dolt/sql-server.info`` (how ``dolt`` and kedro-dolt find it). Stop it with
+    SIGTERM."""
+    process = subprocess.Popen(
+        [dolt_binary(), "sql-server", "--host", "127.0.0.1", "--port", str(free_port())],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (directory / ".dolt" / "sql-server.info").exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise DoltServerError(f"dolt sql-server did not start in {directory}")
+        time.sleep(0.05)
+    time.sleep(0.2)  # the info file is written just before it accepts sessions
+    return process
