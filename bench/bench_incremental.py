@@ -168,15 +168,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kedro-dolt-bench-incremental-") as tmp:
         root = Path(tmp)
-        from bench_goals import dolt_home
+        from bench_goals import isolated_environment
 
-        os.environ.update(
-            DOLT_ROOT_PATH=str(dolt_home(root / "dolt-home")),
-            DOLT_DISABLE_EVENT_FLUSH="1",
-            KEDRO_DISABLE_TELEMETRY="1",
-            DO_NOT_TRACK="1",
-            KEDRO_DOLT_CACHE_DIR=str(root / "load-cache"),
-        )
+        isolated_environment(root)
         run_benchmark(root, args.repeats)
 
 
