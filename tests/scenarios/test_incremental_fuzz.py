@@ -16,7 +16,7 @@ decision, and expected vs got. A sequence stops at its first finding (what follo
 repeat it). Runs are in process (a KedroSession, the project's package imported anew); one
 sequence also goes through real ``kedro run`` processes, which must decide alike.
 
-Environment: ``KEDRO_DOLT_FUZZ_SEQUENCES`` (per engine; default 10), ``KEDRO_DOLT_FUZZ_STEPS``
+Environment: ``KEDRO_DOLT_FUZZ_SEQUENCES`` (per engine; default 6), ``KEDRO_DOLT_FUZZ_STEPS``
 (per sequence; default 5), ``KEDRO_DOLT_FUZZ_SEED`` (the first seed; replay a report with
 ``KEDRO_DOLT_FUZZ_SEED=<seed> KEDRO_DOLT_FUZZ_SEQUENCES=1``), ``KEDRO_DOLT_FUZZ_KINDS`` (a
 comma list of change kinds to draw from; default all). ``make fuzz`` runs the long version
@@ -465,7 +465,7 @@ def test_incremental_runs_equal_a_full_run(
 ) -> None:
     server = request.getfixturevalue("shared_server") if engine == "server" else None
     first = env_int("KEDRO_DOLT_FUZZ_SEED", 1000)
-    count, steps = env_int("KEDRO_DOLT_FUZZ_SEQUENCES", 10), env_int("KEDRO_DOLT_FUZZ_STEPS", 5)
+    count, steps = env_int("KEDRO_DOLT_FUZZ_SEQUENCES", 6), env_int("KEDRO_DOLT_FUZZ_STEPS", 5)
     findings: list[Finding] = []
     for seed in range(first, first + count):
         outcome = play(seed, engine, tmp_path / f"s{seed}", server, steps=steps, kinds=env_kinds())
