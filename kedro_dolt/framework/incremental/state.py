@@ -65,13 +65,17 @@ class RunState:
     memory_versions: dict[str, str | None] = field(default_factory=dict)
     deferred: dict[str, tuple[Any, Decision]] = field(default_factory=dict)
     _trust: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # The run's free outputs: Pipeline.outputs() walks every node, so once per run.
+    free_outputs: set[str] = field(default_factory=set)
 
     @classmethod
     def start(cls, pipeline: Any, catalog: Any, *, run_id: str | None, restore: bool) -> RunState:
         _pull_first(pipeline, catalog)
         store = memo_store(pipeline, catalog)
         memos = store.read() if store is not None else {}
-        return cls(pipeline, catalog, run_id, restore, store, memos)
+        state = cls(pipeline, catalog, run_id, restore, store, memos)
+        state.free_outputs = set(pipeline.outputs())
+        return state
 
     def dataset(self, name: str) -> Any:
         return self.catalog.get(name, fallback_to_runtime_pattern=True)
@@ -94,7 +98,7 @@ class RunState:
                 memos=self.memos,
                 version_of=_cached(version_of or self.version_of),
                 restore=self.restore,
-                free_outputs=self.pipeline.outputs(),
+                free_outputs=self.free_outputs,
                 trust=self.trusted,
             )
         for name in node.outputs:
